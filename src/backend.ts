@@ -1,0 +1,183 @@
+/**
+ * The patient backend: login and token checks, the patient list, vitals and status writes.
+ * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
+ */
+import type { Got } from "got";
+import { AuthError, UpstreamError } from "./errors.ts";
+import {
+  type Answer,
+  createClient,
+  expectOk,
+  MAX_PATIENT_LIST_BYTES,
+  parseBody,
+  RequestFailure,
+  type SendOptions,
+  type ServiceSettings,
+  send,
+} from "./http.ts";
+import {
+  LoginResponse,
+  type Patient,
+  PatientList,
+  UpdatedPatient,
+  ValidateResponse,
+  type Vital,
+  VitalList,
+} from "./schemas.ts";
+
+/** Who the scheduler logs in as. `usernameSource` names where the username came from. */
+export interface Credentials {
+  username?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+  usernameSource?: string | undefined;
+}
+
+export interface BackendOptions extends ServiceSettings {
+  credentials: Credentials;
+  signal?: AbortSignal | undefined;
+  /** Called after each login attempt (for logging; never gets the token). */
+  onLogin?: (() => void) | undefined;
+}
+
+export interface BackendClient {
+  /** Makes sure a valid token is held: checks a configured one, logs in when missing or rejected. */
+  authenticate(): Promise<void>;
+  fetchAllPatients(): Promise<unknown[]>;
+  fetchVitals(pid: number, limit: number): Promise<Vital[]>;
+  updateStatus(pid: number, status: number): Promise<Patient>;
+}
+
+export function createBackend(options: BackendOptions): BackendClient {
+  const client: Got = createClient(options);
+  const { credentials, signal } = options;
+  let token = credentials.token;
+  let loginInFlight: Promise<string> | undefined;
+
+  const call = (path: string, init: SendOptions = {}) => send(client, path, { signal, ...init });
+
+  async function login(): Promise<string> {
+    const { username, password } = credentials;
+    if (username === undefined || password === undefined) {
+      throw new AuthError(
+        "The backend rejected BACKEND_TOKEN and no credentials are set: set BACKEND_USERNAME and BACKEND_PASSWORD, or a fresh token.",
+      );
+    }
+    let answer: Answer;
+    try {
+      answer = await call("api/login/", { method: "POST", json: { username, password } });
+    } finally {
+      options.onLogin?.();
+    }
+    if (answer.status === 401 || answer.status === 404) {
+      const what = answer.status === 401 ? "refused the password" : "does not know the username";
+      const from = credentials.usernameSource
+        ? ` (username from ${credentials.usernameSource})`
+        : "";
+      throw new AuthError(`Login failed: the backend ${what}${from}. Check the credentials.`);
+    }
+    if (answer.status === 403) throw forbidden(answer);
+    return parseBody(expectOk(answer), LoginResponse).token;
+  }
+
+  /** At most one login in flight; callers that saw `stale` rejected share the next one. */
+  function relogin(stale: string | undefined): Promise<string> {
+    if (token !== stale) return Promise.resolve(token as string);
+    loginInFlight ??= login()
+      .then((fresh) => {
+        token = fresh;
+        return fresh;
+      })
+      .finally(() => {
+        loginInFlight = undefined;
+      });
+    return loginInFlight;
+  }
+
+  /** A bearer request; a 401 means expiry: one shared re-login, then the request once more. */
+  async function authed(path: string, init: SendOptions = {}): Promise<Answer> {
+    const sent = token;
+    let answer = await call(path, { ...init, headers: { authorization: `Bearer ${sent}` } });
+    if (answer.status === 401) {
+      const fresh = await relogin(sent);
+      answer = await call(path, { ...init, headers: { authorization: `Bearer ${fresh}` } });
+      if (answer.status === 401) {
+        throw new AuthError(
+          `${answer.route}: the backend rejected a token it had just issued (HTTP 401). Check the backend's clock and signing key.`,
+        );
+      }
+    }
+    if (answer.status === 403) throw forbidden(answer);
+    return answer;
+  }
+
+  return {
+    async authenticate() {
+      if (token !== undefined) {
+        const answer = await call("api/validate/", {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        if (answer.status === 403) throw forbidden(answer);
+        if (answer.status !== 401) {
+          parseBody(expectOk(answer), ValidateResponse);
+          return;
+        }
+      }
+      await relogin(token);
+    },
+
+    async fetchAllPatients() {
+      const answer = await authed("api/patient/fetchAllPatients", {
+        maxBytes: MAX_PATIENT_LIST_BYTES,
+      });
+      return parseBody(expectOk(answer), PatientList);
+    },
+
+    async fetchVitals(pid, limit) {
+      const answer = await authed("api/patient/fetchVitals", { searchParams: { key: pid, limit } });
+      const vitals = parseBody(expectOk(answer), VitalList);
+      if (vitals.some((v) => v.pid !== undefined && v.pid !== pid)) {
+        throw new RequestFailure(
+          "invalid_response",
+          `${answer.route}: a record belongs to another patient`,
+        );
+      }
+      return newestFirst(vitals);
+    },
+
+    async updateStatus(pid, status) {
+      const answer = await authed("api/patient/updateStatus", {
+        method: "PUT",
+        searchParams: { pid, status },
+      });
+      const updated = parseBody(expectOk(answer), UpdatedPatient);
+      if (updated.pid !== pid || updated.status.id !== status) {
+        throw new RequestFailure(
+          "invalid_response",
+          `${answer.route}: the answer does not show the status written`,
+        );
+      }
+      return updated;
+    },
+  };
+}
+
+function forbidden(answer: Answer): AuthError {
+  return new AuthError(
+    `${answer.route}: HTTP 403, the credentials did not reach the backend. Check that a proxy is not stripping the Authorization header.`,
+  );
+}
+
+/** Records with timestamps are put newest first; without them the backend's order stands. */
+function newestFirst(vitals: Vital[]): Vital[] {
+  if (!vitals.every((v) => v.timestamp !== undefined)) return vitals;
+  return vitals.toSorted((a, b) => Date.parse(b.timestamp ?? "") - Date.parse(a.timestamp ?? ""));
+}
+
+/** Turns a failure before the first patient into the run's exit 4 or 5. */
+export function upstream(error: unknown, what: string): never {
+  if (error instanceof RequestFailure) {
+    throw new UpstreamError(`${what} failed: ${error.message}`, { cause: error });
+  }
+  throw error;
+}

@@ -1,0 +1,152 @@
+/**
+ * The command line: the only module that touches the process (argv, env, signals, stdout, exit
+ * code). Heavy modules load only once a sweep runs, so `--help` and `--version` start fast.
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { CLI_OPTIONS } from "./cli-options.ts";
+import { EXIT, EXIT_CODES, type ExitCode, SchedulerError } from "./errors.ts";
+import { buildReport, formatHuman, formatJson } from "./report.ts";
+
+interface CliFlags {
+  patient?: number[];
+  dryRun?: boolean;
+  concurrency?: number;
+  json?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+  envFile?: string;
+  requestTimeout?: number;
+  retries?: number;
+  breaker?: number;
+  maxFailures?: number;
+  deadline?: number;
+  grace?: number;
+  lock?: string;
+}
+
+const DEFAULT_GRACE_SECONDS = 10;
+/** Mirrors config DEFAULTS.concurrency for reports of runs that never loaded config. */
+const DEFAULTS_CONCURRENCY = 4;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  return String(pkg.version);
+}
+
+function buildProgram(): Command {
+  const program = new Command("ml-scheduler")
+    .description(
+      "One prediction sweep: for each patient, fetch its five newest vitals, ask the ML server for a status and write it back.",
+    )
+    .version(version(), "--version")
+    .helpOption("-h, --help")
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({
+      outputError: (message, write) =>
+        write(`ml-scheduler: ${message.replace(/^error: /, "").trim()} (see --help)\n`),
+    });
+  for (const spec of CLI_OPTIONS) {
+    const option = new Option(spec.flags, spec.description);
+    if (spec.parse) option.argParser(spec.parse);
+    if (spec.defaultDescription) option.default(undefined, spec.defaultDescription);
+    if (spec.env) option.description += ` (env ${spec.env})`;
+    program.addOption(option);
+  }
+  const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
+  program.addHelpText(
+    "after",
+    `\nEnvironment: PATIENT_SERVER, ML_SERVER, BACKEND_USERNAME, BACKEND_PASSWORD, BACKEND_TOKEN (each also as *_FILE).\n\nExit codes:\n${table}\n`,
+  );
+  return program;
+}
+
+/** Runs the CLI; sets process.exitCode and returns, never calls process.exit. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  try {
+    program.parse(argv);
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
+    process.exitCode = shown ? 0 : EXIT.usage;
+    if (!shown && argv.includes("--json")) printEarly(EXIT.usage, "usage", error.message);
+    return;
+  }
+  const flags = program.opts<CliFlags>();
+  const json = flags.json === true;
+
+  const [{ createOutput }, { resolveConfig }, { runSweep }] = await Promise.all([
+    import("./output.ts"),
+    import("./config.ts"),
+    import("./sweep.ts"),
+  ]);
+  const out = createOutput({
+    verbose: flags.verbose === true,
+    quiet: flags.quiet === true,
+    stream: process.stderr,
+  });
+
+  let config: ReturnType<typeof resolveConfig>;
+  try {
+    config = resolveConfig({ flags, env: process.env, cwd: process.cwd() });
+  } catch (error) {
+    if (!(error instanceof SchedulerError)) throw error;
+    for (const line of error.message.split("\n")) out.error(line);
+    process.exitCode = error.exitCode;
+    if (json) printEarly(error.exitCode, error.code, error.message, flags);
+    return;
+  }
+
+  const stop = new AbortController();
+  const abort = new AbortController();
+  const graceSeconds = flags.grace ?? DEFAULT_GRACE_SECONDS;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onSignal = (name: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      out.warn(`${name} again: aborting in-flight requests now.`);
+      abort.abort(stop.signal.reason);
+      return;
+    }
+    stop.abort(new SchedulerError(name === "SIGINT" ? "sigint" : "sigterm", `Stopped by ${name}.`));
+    out.warn(`${name}: no new patient starts; in-flight patients get ${graceSeconds}s to finish.`);
+    graceTimer = setTimeout(() => abort.abort(stop.signal.reason), graceSeconds * 1000);
+    graceTimer.unref();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  try {
+    const report = await runSweep(config, {
+      signal: abort.signal,
+      stop: stop.signal,
+      onStart: (total) => out.start(total),
+      onPatientDone: (result) => out.patientDone(result),
+      onInfo: (message) => out.info(message),
+    });
+    out.finish();
+    if (report.error) out.error(report.error.message);
+    process.stdout.write(json ? formatJson(report) : formatHuman(report));
+    process.exitCode = report.exitCode;
+  } finally {
+    clearTimeout(graceTimer);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}
+
+/** The JSON report of a run that ended before any sweep started (exit 2 or 3). */
+function printEarly(exitCode: ExitCode, code: string, message: string, flags: CliFlags = {}): void {
+  const now = new Date();
+  const report = buildReport({
+    startedAt: now,
+    finishedAt: now,
+    dryRun: flags.dryRun === true,
+    concurrency: flags.concurrency ?? DEFAULTS_CONCURRENCY,
+    exitCode,
+    error: { code, message },
+    patients: [],
+  });
+  process.stdout.write(formatJson(report));
+}

@@ -1,0 +1,184 @@
+/**
+ * The HTTP layer shared by both service clients: one got instance per service with its base URL,
+ * timeout, retry policy and body-size limit, and one error type for every way a request can fail.
+ */
+import got, { type Got, type Method, RequestError } from "got";
+import type { z } from "zod";
+import { describeIssues } from "./schemas.ts";
+
+/** Bodies larger than this are a contract break; the patient list gets its own, larger limit. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+export const MAX_PATIENT_LIST_BYTES = 64 * 1024 * 1024;
+
+/** How a service is reached; every field has a CLI flag or a fixed default in config. */
+export interface ServiceSettings {
+  /** Base URL, e.g. `http://backend:8000`. */
+  baseUrl: string;
+  /** Timeout of each attempt, from its start. */
+  requestTimeoutMs: number;
+  /** Retries after the first attempt for network errors, timeouts, 408, 429 and 5xx. */
+  retries: number;
+  /** First backoff delay; it doubles for each retry, with jitter. */
+  retryDelayMs: number;
+  /** A longer Retry-After fails the request at once rather than blocking the sweep. */
+  maxRetryAfterMs: number;
+}
+
+/** Why one request failed, as a report's stable reason code and a one-line detail. */
+export class RequestFailure extends Error {
+  override name = "RequestFailure";
+  /** snake_case: `timeout`, `unreachable`, `http_500`, `invalid_response`, `body_too_large`, `aborted`. */
+  readonly reason: string;
+  /** HTTP status when the service answered. */
+  readonly status: number | undefined;
+  constructor(reason: string, detail: string, status?: number, options?: ErrorOptions) {
+    super(detail, options);
+    this.reason = reason;
+    this.status = status;
+  }
+  /** Whether the service itself looked down (as opposed to answering something wrong). */
+  get unavailable(): boolean {
+    return (
+      this.reason === "timeout" ||
+      this.reason === "unreachable" ||
+      (this.status !== undefined && this.status >= 500)
+    );
+  }
+}
+
+/** What a request answered: any status, the body as text. */
+export interface Answer {
+  status: number;
+  body: string;
+  route: string;
+}
+
+export interface SendOptions {
+  method?: Method;
+  searchParams?: Record<string, string | number>;
+  json?: unknown;
+  headers?: Record<string, string>;
+  maxBytes?: number;
+  signal?: AbortSignal | undefined;
+}
+
+const RETRY_STATUS = [408, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
+
+/** One got instance for one service. */
+export function createClient(settings: ServiceSettings): Got {
+  return got.extend({
+    prefixUrl: settings.baseUrl,
+    timeout: { request: settings.requestTimeoutMs },
+    throwHttpErrors: false,
+    responseType: "text",
+    maxRedirects: 3,
+    retry: {
+      limit: settings.retries,
+      // predict is pure and updateStatus sets a value: both are safe to repeat (contract.md).
+      methods: ["GET", "PUT", "POST"],
+      statusCodes: RETRY_STATUS,
+      maxRetryAfter: settings.maxRetryAfterMs,
+      calculateDelay: ({ attemptCount, retryAfter, computedValue }) =>
+        retryAfter !== undefined
+          ? computedValue
+          : settings.retryDelayMs * 2 ** (attemptCount - 1) * (0.5 + Math.random() / 2),
+    },
+  });
+}
+
+/** Sends one request and answers whatever status came back; throws RequestFailure otherwise. */
+export async function send(client: Got, path: string, options: SendOptions = {}): Promise<Answer> {
+  const method = options.method ?? "GET";
+  const route = `${method} /${path}`;
+  const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
+  // got has no body-size limit: watch the download and abort it past the limit.
+  const tooLarge = new AbortController();
+  const signal = options.signal
+    ? AbortSignal.any([options.signal, tooLarge.signal])
+    : tooLarge.signal;
+  const request = client(path, {
+    method,
+    searchParams: options.searchParams,
+    json: options.json,
+    headers: options.headers,
+    signal,
+  });
+  request.on("downloadProgress", ({ transferred, total }) => {
+    if (transferred > maxBytes || (total ?? 0) > maxBytes) tooLarge.abort();
+  });
+  try {
+    const response = await request;
+    return { status: response.statusCode, body: response.body, route };
+  } catch (error) {
+    if (tooLarge.signal.aborted) {
+      throw new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`);
+    }
+    throw toFailure(error, route);
+  }
+}
+
+function toFailure(error: unknown, route: string): RequestFailure {
+  if (!(error instanceof RequestError)) {
+    return new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error });
+  }
+  if (error.name === "TimeoutError") {
+    return new RequestFailure("timeout", `${route}: timed out`, undefined, { cause: error });
+  }
+  if (error.name === "AbortError" || error.name === "CancelError") {
+    return new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error });
+  }
+  if (error.name === "MaxRedirectsError") {
+    return new RequestFailure("invalid_response", `${route}: too many redirects`, undefined, {
+      cause: error,
+    });
+  }
+  const status = error.response?.statusCode;
+  if (status !== undefined) {
+    // Retry-After past the cap: got cancels instead of waiting.
+    return new RequestFailure(`http_${status}`, `${route}: HTTP ${status}`, status, {
+      cause: error,
+    });
+  }
+  return new RequestFailure(
+    "unreachable",
+    `${route}: ${error.code ?? "network error"}`,
+    undefined,
+    {
+      cause: error,
+    },
+  );
+}
+
+/** Fails with `http_<status>` unless the answer is 2xx. */
+export function expectOk(answer: Answer): Answer {
+  if (answer.status < 200 || answer.status > 299) {
+    throw new RequestFailure(
+      `http_${answer.status}`,
+      `${answer.route}: HTTP ${answer.status}`,
+      answer.status,
+    );
+  }
+  return answer;
+}
+
+/** Parses a body as JSON against its schema; never puts a received value in the error. */
+export function parseBody<S extends z.ZodType>(answer: Answer, schema: S): z.infer<S> {
+  let json: unknown;
+  try {
+    json = JSON.parse(answer.body);
+  } catch {
+    throw new RequestFailure(
+      "invalid_response",
+      `${answer.route}: HTTP ${answer.status} body is not JSON`,
+    );
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    throw new RequestFailure(
+      "invalid_response",
+      `${answer.route}: ${describeIssues(parsed.error)}`,
+      answer.status,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,73 @@
+/**
+ * The ML server: a health check that also works behind the production nginx, and predictions.
+ */
+import type { Got } from "got";
+import {
+  createClient,
+  expectOk,
+  parseBody,
+  RequestFailure,
+  type ServiceSettings,
+  send,
+} from "./http.ts";
+import { Health, Prediction, ProbeRejection, type Vital } from "./schemas.ts";
+
+export interface MlOptions extends ServiceSettings {
+  signal?: AbortSignal | undefined;
+}
+
+/** How the ML server proved it answers. */
+export type HealthResult = "health" | "predict_probe";
+
+export interface MlClient {
+  /**
+   * `GET /health` answering `true`; otherwise the route nginx does forward: an empty
+   * `POST /predict` must be refused with 422 and a `detail` (the 5-record rule).
+   */
+  check(): Promise<HealthResult>;
+  /** The predicted status id (1 Alert or 9 Normal) for five records, newest first. */
+  predict(vitals: Vital[]): Promise<number>;
+}
+
+export function createMl(options: MlOptions): MlClient {
+  const client: Got = createClient(options);
+  const { signal } = options;
+
+  return {
+    async check() {
+      const health = await send(client, "health", { signal });
+      if (health.status === 200 && Health.safeParse(safeJson(health.body)).success) return "health";
+      const probe = await send(client, "predict", { method: "POST", json: [], signal });
+      if (probe.status !== 422) {
+        throw new RequestFailure(
+          `http_${probe.status}`,
+          `${health.route} did not answer true and ${probe.route} answered HTTP ${probe.status}, not 422`,
+          probe.status,
+        );
+      }
+      parseBody(probe, ProbeRejection);
+      return "predict_probe";
+    },
+
+    async predict(vitals) {
+      // Only the five measured fields travel: pid and timestamp are the backend's business.
+      const records = vitals.map(({ heart_rate, sao2, respiration, systolic, diastolic }) => ({
+        heart_rate,
+        sao2,
+        respiration,
+        systolic,
+        diastolic,
+      }));
+      const answer = await send(client, "predict", { method: "POST", json: records, signal });
+      return parseBody(expectOk(answer), Prediction).status.id;
+    },
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

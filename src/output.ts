@@ -1,0 +1,88 @@
+/**
+ * What the CLI says on stderr: log lines through consola and, on a terminal, a live progress line.
+ * stdout is left to the report alone.
+ */
+import { createConsola } from "consola";
+import type { PatientResult } from "./report.ts";
+
+export interface OutputOptions {
+  verbose: boolean;
+  quiet: boolean;
+  stream: NodeJS.WriteStream;
+}
+
+export interface Output {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+  /** The patient list is known. */
+  start(total: number): void;
+  patientDone(result: PatientResult): void;
+  /** Clears the progress line for good. */
+  finish(): void;
+}
+
+/** At most this often the progress line is redrawn. */
+const REDRAW_MS = 100;
+
+export function createOutput({ verbose, quiet, stream }: OutputOptions): Output {
+  const logger = createConsola({
+    // consola writes info to stdout by default: the report owns stdout.
+    stdout: stream,
+    stderr: stream,
+    level: quiet ? 1 : verbose ? 4 : 3,
+    formatOptions: { date: false, colors: stream.isTTY === true },
+  });
+  const live = stream.isTTY === true && !quiet;
+  let total = 0;
+  let done = 0;
+  let failed = 0;
+  let started = 0;
+  let drawnAt = 0;
+  let shown = false;
+
+  const clear = () => {
+    if (shown) stream.write("\r\x1b[K");
+    shown = false;
+  };
+  const draw = () => {
+    const seconds = (Date.now() - started) / 1000;
+    const rate = seconds > 0 ? (done / seconds).toFixed(1) : "0.0";
+    stream.write(`\r\x1b[K${done}/${total} patients, ${rate}/s, ${failed} failed`);
+    shown = true;
+    drawnAt = Date.now();
+  };
+  const say = (fn: (message: string) => void) => (message: string) => {
+    clear();
+    fn(message);
+  };
+
+  return {
+    info: say((m) => logger.info(m)),
+    warn: say((m) => logger.warn(m)),
+    error: say((m) => logger.error(m)),
+    debug: say((m) => logger.debug(m)),
+    start(count) {
+      total = count;
+      started = Date.now();
+      logger.info(`Sweeping ${count} patients`);
+    },
+    patientDone(result) {
+      done++;
+      const where = result.pid === null ? "a record without a pid" : `pid ${result.pid}`;
+      if (result.outcome === "failed") {
+        failed++;
+        clear();
+        logger.warn(`${where} failed at ${result.stage}: ${result.reason}`);
+      } else if (verbose) {
+        clear();
+        logger.debug(
+          `${where}: ${result.outcome}${result.to !== null ? ` (${result.from} -> ${result.to})` : ""}`,
+        );
+      }
+      if (live && (done === total || Date.now() - drawnAt >= REDRAW_MS)) draw();
+    },
+    finish: clear,
+  };
+}

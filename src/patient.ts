@@ -1,0 +1,87 @@
+/**
+ * One patient's step: vitals, prediction, write. Every failure becomes data (stage and reason);
+ * an exception that escapes from here is a bug.
+ */
+import type { BackendClient } from "./backend.ts";
+import { AuthError } from "./errors.ts";
+import { RequestFailure } from "./http.ts";
+import type { MlClient } from "./ml.ts";
+import type { PatientResult, Stage } from "./report.ts";
+import type { Patient } from "./schemas.ts";
+
+/** A prediction needs exactly this many records, newest first. */
+export const VITALS_NEEDED = 5;
+
+export interface PatientContext {
+  backend: BackendClient;
+  ml: MlClient;
+  dryRun: boolean;
+  /** Aborted: in-flight requests stop and no write starts. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface PatientStep {
+  result: PatientResult;
+  /** Set when the failure means no further patient may start (exit 4). */
+  fatal?: AuthError | undefined;
+  /** The failure says a service is down (counts toward the breaker). */
+  unavailable: boolean;
+}
+
+export async function sweepPatient(patient: Patient, ctx: PatientContext): Promise<PatientStep> {
+  const { pid } = patient;
+  const from = patient.status.id;
+  let stage: Stage = "vitals";
+  const result = (fields: Partial<PatientResult>): PatientResult => ({
+    pid,
+    outcome: "failed",
+    from,
+    to: null,
+    stage: null,
+    reason: null,
+    detail: null,
+    ...fields,
+  });
+  try {
+    const vitals = await ctx.backend.fetchVitals(pid, VITALS_NEEDED);
+    if (vitals.length < VITALS_NEEDED) {
+      return {
+        result: result({ outcome: "skipped", stage, reason: "insufficient_vitals" }),
+        unavailable: false,
+      };
+    }
+    stage = "predict";
+    const to = await ctx.ml.predict(vitals);
+    if (to === from) return { result: result({ outcome: "unchanged", to }), unavailable: false };
+    if (ctx.dryRun) return { result: result({ outcome: "would_update", to }), unavailable: false };
+    stage = "update";
+    if (ctx.signal?.aborted) {
+      return {
+        result: result({
+          outcome: "interrupted",
+          to,
+          stage,
+          reason: "aborted",
+          detail: "write not sent",
+        }),
+        unavailable: false,
+      };
+    }
+    await ctx.backend.updateStatus(pid, to);
+    return { result: result({ outcome: "updated", to }), unavailable: false };
+  } catch (error) {
+    if (error instanceof AuthError) {
+      return {
+        result: result({ stage, reason: "auth", detail: error.message }),
+        fatal: error,
+        unavailable: false,
+      };
+    }
+    if (!(error instanceof RequestFailure)) throw error;
+    const outcome = error.reason === "aborted" ? "interrupted" : "failed";
+    return {
+      result: result({ outcome, stage, reason: error.reason, detail: error.message }),
+      unavailable: error.unavailable,
+    };
+  }
+}
