@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// "--" ends Node's own options: without it Node reads our --env-file flag as its own and exits 9
+// when the file is missing (nodejs/node#54232). Run it as `node -- bin/ml-scheduler.js` likewise.
 // A checkout runs the TypeScript sources (Node >= 22.18 strips types); the published package,
 // which ships no src/, runs the compiled dist/ (Node refuses to strip types under node_modules).
 import { existsSync } from "node:fs";

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CLI_OPTIONS } from "./cli-options.ts";
 import { EXIT, EXIT_CODES, type ExitCode, SchedulerError } from "./errors.ts";
+import type { Lock } from "./lock.ts";
 import { buildReport, formatHuman, formatJson } from "./report.ts";
 
 interface CliFlags {
@@ -77,10 +78,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   const flags = program.opts<CliFlags>();
   const json = flags.json === true;
 
-  const [{ createOutput }, { resolveConfig }, { runSweep }] = await Promise.all([
+  const [{ createOutput }, { resolveConfig }, { runSweep }, { acquireLock }] = await Promise.all([
     import("./output.ts"),
     import("./config.ts"),
     import("./sweep.ts"),
+    import("./lock.ts"),
   ]);
   const out = createOutput({
     verbose: flags.verbose === true,
@@ -89,8 +91,10 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   });
 
   let config: ReturnType<typeof resolveConfig>;
+  let lock: Lock | undefined;
   try {
     config = resolveConfig({ flags, env: process.env, cwd: process.cwd() });
+    if (flags.lock !== undefined) lock = acquireLock(flags.lock);
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
     for (const line of error.message.split("\n")) out.error(line);
@@ -130,6 +134,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     process.stdout.write(json ? formatJson(report) : formatHuman(report));
     process.exitCode = report.exitCode;
   } finally {
+    lock?.release();
     clearTimeout(graceTimer);
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

@@ -32,11 +32,12 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
   const { pid } = patient;
   const from = patient.status.id;
   let stage: Stage = "vitals";
+  let to: number | null = null;
   const result = (fields: Partial<PatientResult>): PatientResult => ({
     pid,
     outcome: "failed",
     from,
-    to: null,
+    to,
     stage: null,
     reason: null,
     detail: null,
@@ -51,7 +52,7 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
       };
     }
     stage = "predict";
-    const to = await ctx.ml.predict(vitals);
+    to = await ctx.ml.predict(vitals);
     if (to === from) return { result: result({ outcome: "unchanged", to }), unavailable: false };
     if (ctx.dryRun) return { result: result({ outcome: "would_update", to }), unavailable: false };
     stage = "update";

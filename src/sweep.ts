@@ -57,6 +57,9 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
       ? undefined
       : setTimeout(() => {
           deadlineHit = true;
+          options.onInfo?.(
+            `Deadline of ${config.deadlineSeconds}s reached: no new patient starts; in-flight patients finish.`,
+          );
         }, config.deadlineSeconds * 1000);
   deadline?.unref();
 
