@@ -50,7 +50,8 @@ const serviceUrl = (what: string) =>
           ? `is required: the ${what}'s base URL, e.g. http://localhost:8000`
           : "must be an http:// or https:// URL",
     })
-    .refine((u) => !new URL(u).username && !new URL(u).password, {
+    // zod runs this even after the URL check failed: an unparsable value is that check's to report.
+    .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
       message: "must not carry credentials: use BACKEND_USERNAME and BACKEND_PASSWORD",
     });
 

@@ -1,0 +1,370 @@
+/**
+ * The real bin against the stand-ins: each outcome and exit code, what was written, what was said.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { parseReport, run } from "./helpers/exec.ts";
+import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
+import { predictStatus } from "./stand-ins/ml.ts";
+
+const isPut = (r: { method: string }) => r.method === "PUT";
+const tmp = () => mkdtempSync(join(tmpdir(), "ml-scheduler-cli-"));
+
+function assertNoSecrets(output: string, words: string[]) {
+  for (const word of words) assert.ok(!output.includes(word), `output leaked "${word}"`);
+}
+
+test("a sweep writes the predicted status where it changed, once per patient, and exits 0", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const seed = demoPatients();
+  const res = await run(["--verbose"], { env });
+
+  assert.equal(res.code, 0, res.stderr);
+  const expected = seed
+    .filter((p) => p.vitals.length >= 5)
+    .map((p) => ({ pid: p.pid, status: predictStatus(p.vitals.slice(0, 5)) }))
+    .filter((w) => w.status !== seed.find((p) => p.pid === w.pid)?.status);
+  assert.ok(expected.length > 0, "the demo seed has changes to write");
+  assert.deepEqual(
+    backend.writes.toSorted((a, b) => a.pid - b.pid),
+    expected,
+  );
+  assert.equal(backend.logins, 1);
+  assert.equal(ml.predictions.length, seed.filter((p) => p.vitals.length >= 5).length);
+  assert.match(res.stdout, /^8 patients in [\d.]+s: 4 updated, 3 unchanged, 1 skipped, 0 failed$/m);
+  for (const w of expected)
+    assert.match(res.stdout, new RegExp(`pid ${w.pid}: status \\d+ -> ${w.status}`));
+  assertNoSecrets(res.stdout + res.stderr, secretsOf(seed));
+});
+
+test("--json prints exactly one JSON document whose counts add up", async (t) => {
+  const { env } = await startServices(t);
+  const res = await run(["--json"], { env });
+  assert.equal(res.code, 0, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.equal(report.version, 1);
+  assert.equal(report.exitCode, 0);
+  assert.equal(report.error, null);
+  assert.equal(report.dryRun, false);
+  assert.equal(report.concurrency, 4);
+  const { selected, ...rest } = report.counts;
+  assert.equal(selected, 8);
+  assert.equal(
+    Object.values(rest).reduce((a: number, b) => a + (b as number), 0),
+    selected,
+  );
+  assert.deepEqual(
+    report.patients.map((p: { pid: number }) => p.pid),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
+  const skipped = report.patients.find((p: { pid: number }) => p.pid === 8);
+  assert.deepEqual(skipped, {
+    pid: 8,
+    outcome: "skipped",
+    from: 10,
+    to: null,
+    stage: "vitals",
+    reason: "insufficient_vitals",
+    detail: null,
+  });
+  assert.ok(Date.parse(report.finishedAt) >= Date.parse(report.startedAt));
+});
+
+test("--dry-run predicts but writes nothing", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const res = await run(["--dry-run", "--json"], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(backend.requests.filter(isPut).length, 0);
+  assert.equal(ml.predictions.length, 7);
+  const report = parseReport(res.stdout);
+  assert.equal(report.dryRun, true);
+  assert.equal(report.counts.would_update, 4);
+  assert.equal(report.counts.updated, 0);
+});
+
+test("--patient selects pids, repeatable and comma-separated, duplicates ignored", async (t) => {
+  const { backend, env } = await startServices(t);
+  const res = await run(["--patient", "2,3", "--patient", "3", "--patient", "99", "--json"], {
+    env,
+  });
+  assert.equal(res.code, 1, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.deepEqual(
+    report.patients.map((p: { pid: number; outcome: string }) => [p.pid, p.outcome]),
+    [
+      [2, "updated"],
+      [3, "updated"],
+      [99, "failed"],
+    ],
+  );
+  assert.equal(report.patients[2].reason, "not_found");
+  assert.equal(report.patients[2].stage, "select");
+  const vitalsFetched = backend.requests
+    .filter((r) => r.path === "/api/patient/fetchVitals")
+    .map((r) => r.query.get("key"));
+  assert.deepEqual(vitalsFetched.toSorted(), ["2", "3"]);
+});
+
+test("a failing patient is reported with its stage and reason, the rest go on, exit 1", async (t) => {
+  const { backend, env } = await startServices(t);
+  backend.fault((r) => r.path === "/api/patient/fetchVitals" && r.query.get("key") === "2", {
+    kind: "status",
+    status: 500,
+    body: "Internal Server Error",
+    contentType: "text/plain",
+  });
+  const res = await run(["--json", "--retries", "0"], { env });
+  assert.equal(res.code, 1, res.stderr);
+  const report = parseReport(res.stdout);
+  const failed = report.patients.find((p: { pid: number }) => p.pid === 2);
+  assert.equal(failed.outcome, "failed");
+  assert.equal(failed.stage, "vitals");
+  assert.equal(failed.reason, "http_500");
+  assert.equal(failed.detail, "GET /api/patient/fetchVitals: HTTP 500");
+  assert.equal(report.counts.failed, 1);
+  assert.equal(report.counts.updated, 3);
+  assert.ok(!backend.writes.some((w) => w.pid === 2));
+  assert.match(res.stderr, /pid 2 failed at vitals: http_500/);
+});
+
+test("usage errors exit 2 with one line", async () => {
+  for (const args of [
+    ["--bogus"],
+    ["--concurrency", "0"],
+    ["--concurrency", "two"],
+    ["--patient", "abc"],
+    ["--patient", "3,-1"],
+    ["--retries", "-1"],
+    ["stray"],
+  ]) {
+    const res = await run(args, { env: {} });
+    assert.equal(res.code, 2, `${args.join(" ")}: ${res.stderr}`);
+    assert.equal(res.stdout, "");
+    assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
+    assert.match(res.stderr, /^ml-scheduler: .*\(see --help\)$/m);
+  }
+});
+
+test("a usage error with --json still prints one JSON document", async () => {
+  const res = await run(["--json", "--concurrency", "0"], { env: {} });
+  assert.equal(res.code, 2);
+  const report = parseReport(res.stdout);
+  assert.equal(report.exitCode, 2);
+  assert.equal(report.error.code, "usage");
+  assert.equal(report.counts.selected, 0);
+});
+
+test("configuration errors exit 3, naming the variable, never the value", async (t) => {
+  const { env } = await startServices(t);
+  const dir = tmp();
+  const cases: Array<[Record<string, string>, string[], RegExp]> = [
+    [{ ...env, PATIENT_SERVER: "" }, [], /PATIENT_SERVER is required/],
+    [{ ...env, ML_SERVER: "ftp://x" }, [], /ML_SERVER must be an http:\/\/ or https:\/\/ URL/],
+    [
+      { ...env, PATIENT_SERVER: "http://u:hunter2@x" },
+      [],
+      /PATIENT_SERVER must not carry credentials/,
+    ],
+    [{ ...env, CONCURRENCY: "lots" }, [], /CONCURRENCY must be a positive integer/],
+    [
+      { ...env, BACKEND_PASSWORD_FILE: join(dir, "pw") },
+      [],
+      /BACKEND_PASSWORD and BACKEND_PASSWORD_FILE are both set/,
+    ],
+    [
+      { ...env, BACKEND_PASSWORD: "", BACKEND_PASSWORD_FILE: join(dir, "missing") },
+      [],
+      /BACKEND_PASSWORD_FILE: cannot read the file it names \(ENOENT\)/,
+    ],
+    [
+      { ...env, BACKEND_PASSWORD: "" },
+      [],
+      /BACKEND_USERNAME and BACKEND_PASSWORD .* are required unless BACKEND_TOKEN is set/,
+    ],
+    [env, ["--env-file", join(dir, "nope.env")], /--env-file .*nope\.env: no such file/],
+  ];
+  for (const [caseEnv, args, pattern] of cases) {
+    const res = await run([...args, "--json"], { env: caseEnv });
+    assert.equal(res.code, 3, `${pattern}: ${res.stderr}`);
+    assert.match(res.stderr, pattern);
+    assert.ok(!res.stderr.includes("hunter2"));
+    const report = parseReport(res.stdout);
+    assert.equal(report.exitCode, 3);
+    assert.equal(report.error.code, "config");
+  }
+});
+
+test("settings come from flag, then environment, then env file; secrets from *_FILE", async (t) => {
+  const { backend, env } = await startServices(t);
+  const dir = tmp();
+  writeFileSync(join(dir, "pw"), `${env.BACKEND_PASSWORD}\n`);
+  writeFileSync(
+    join(dir, "run.env"),
+    `PATIENT_SERVER=${env.PATIENT_SERVER}\nML_SERVER=http://127.0.0.1:9\nBACKEND_USERNAME=${env.BACKEND_USERNAME}\nBACKEND_PASSWORD_FILE=${join(dir, "pw")}\nCONCURRENCY=7\n`,
+  );
+  // ML_SERVER from the environment beats the file's dead port; --concurrency beats CONCURRENCY.
+  const res = await run(["--env-file", join(dir, "run.env"), "--json", "--concurrency", "2"], {
+    env: { ML_SERVER: env.ML_SERVER as string, CONCURRENCY: "3" },
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(parseReport(res.stdout).concurrency, 2);
+  assert.equal(backend.logins, 1);
+
+  // The default .env in the working directory is read too, and CONCURRENCY from the environment
+  // beats the file's.
+  writeFileSync(
+    join(dir, ".env"),
+    readFileSync(join(dir, "run.env"), "utf8").replace(
+      /^ML_SERVER=.*$/m,
+      `ML_SERVER=${env.ML_SERVER}`,
+    ),
+  );
+  const res2 = await run(["--json"], { env: { CONCURRENCY: "3" }, cwd: dir });
+  assert.equal(res2.code, 0, res2.stderr);
+  assert.equal(parseReport(res2.stdout).concurrency, 3);
+});
+
+test("the legacy USERNAME/PASSWORD/TOKEN of the original .env work, TOKEN=null means none", async (t) => {
+  const { backend, env } = await startServices(t);
+  const res = await run(["--json"], {
+    env: {
+      PATIENT_SERVER: env.PATIENT_SERVER,
+      ML_SERVER: env.ML_SERVER,
+      USERNAME: env.BACKEND_USERNAME,
+      PASSWORD: env.BACKEND_PASSWORD,
+      TOKEN: "null",
+    },
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(backend.logins, 1);
+  assert.equal(backend.requests.filter((r) => r.path === "/api/validate/").length, 0);
+});
+
+test("login refused is exit 4; a legacy USERNAME is named as the likely cause", async (t) => {
+  const { backend, env } = await startServices(t);
+  const wrong = await run(["--json"], { env: { ...env, BACKEND_PASSWORD: "wrong-password" } });
+  assert.equal(wrong.code, 4, wrong.stderr);
+  assert.match(wrong.stderr, /refused the password/);
+  assert.equal(parseReport(wrong.stdout).error.code, "auth");
+  assert.ok(!wrong.stderr.includes("wrong-password"));
+
+  const legacy = await run([], {
+    env: { ...env, BACKEND_USERNAME: "", USERNAME: "root" },
+  });
+  assert.equal(legacy.code, 4, legacy.stderr);
+  assert.match(legacy.stderr, /does not know the username .*legacy USERNAME/);
+  assert.equal(backend.logins, 2, "one login per run");
+  assert.equal(backend.requests.filter(isPut).length, 0);
+});
+
+test("a rejected token without credentials is exit 4; a valid one is used without logging in", async (t) => {
+  const { backend, env } = await startServices(t);
+  const base = { PATIENT_SERVER: env.PATIENT_SERVER, ML_SERVER: env.ML_SERVER };
+  const bad = await run([], { env: { ...base, BACKEND_TOKEN: "not-a-jwt" } });
+  assert.equal(bad.code, 4, bad.stderr);
+  assert.match(bad.stderr, /rejected BACKEND_TOKEN/);
+  assert.ok(!bad.stderr.includes("not-a-jwt"));
+
+  const token = backend.issueToken("demo");
+  const good = await run(["--verbose"], { env: { ...base, BACKEND_TOKEN: token } });
+  assert.equal(good.code, 0, good.stderr);
+  assert.equal(backend.logins, 0);
+  assert.ok(!(good.stdout + good.stderr).includes(token));
+
+  // An expired token with credentials: validate says 401, so one login.
+  backend.expireTokens();
+  const relogin = await run([], { env: { ...env, BACKEND_TOKEN: token } });
+  assert.equal(relogin.code, 0, relogin.stderr);
+  assert.equal(backend.logins, 1);
+});
+
+test("a 403 anywhere is exit 4 and never triggers a login", async (t) => {
+  const { backend, env } = await startServices(t);
+  backend.fault((r) => r.path === "/api/patient/fetchAllPatients", {
+    kind: "status",
+    status: 403,
+    body: '{"detail":"Not authenticated"}',
+  });
+  const res = await run(["--json"], { env });
+  assert.equal(res.code, 4, res.stderr);
+  assert.equal(backend.logins, 1);
+  assert.match(res.stderr, /HTTP 403/);
+});
+
+test("services unavailable before the first patient are exit 5", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const closed = { ...env, PATIENT_SERVER: "http://127.0.0.1:9" };
+  const cases: Array<[string, Record<string, string>, () => void, RegExp]> = [
+    ["backend unreachable", closed, () => {}, /Login failed: POST \/api\/login\/: ECONNREFUSED/],
+    ["ML server down", env, () => ml.down(), /ML server check failed/],
+    [
+      "patient list 500",
+      env,
+      () => {
+        ml.up();
+        backend.fault(
+          (r) => r.path === "/api/patient/fetchAllPatients",
+          { kind: "status", status: 500 },
+          1,
+        );
+      },
+      /Fetching the patient list failed: GET \/api\/patient\/fetchAllPatients: HTTP 500/,
+    ],
+    [
+      "patient list malformed",
+      env,
+      () =>
+        backend.fault((r) => r.path === "/api/patient/fetchAllPatients", { kind: "malformed" }, 1),
+      /body is not JSON/,
+    ],
+    [
+      "patient list HTML",
+      env,
+      () => backend.fault((r) => r.path === "/api/patient/fetchAllPatients", { kind: "html" }, 1),
+      /body is not JSON/,
+    ],
+  ];
+  for (const [name, caseEnv, arrange, pattern] of cases) {
+    arrange();
+    const res = await run(["--json", "--retries", "0"], { env: caseEnv });
+    assert.equal(res.code, 5, `${name}: ${res.stderr}`);
+    assert.match(res.stderr, pattern, name);
+    const report = parseReport(res.stdout);
+    assert.equal(report.error.code, "upstream", name);
+    assert.equal(report.counts.selected, 0, name);
+  }
+  assert.equal(backend.requests.filter(isPut).length, 0);
+});
+
+test("behind nginx, /health answers HTML: the predict probe passes and is logged once", async (t) => {
+  const { backend, ml, env } = await startServices(t, { ml: { health: "html" } });
+  const res = await run([], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.stderr.match(/POST \/predict answered, so it is up/g)?.length, 1);
+  assert.equal(ml.requests.filter((r) => r.path === "/predict" && r.body === "[]").length, 1);
+  assert.equal(backend.writes.length, 4);
+});
+
+test("--help shows the exit-code table; --version prints the package version", async () => {
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  for (const code of [0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 143]) {
+    assert.match(help.stdout, new RegExp(`^ +${code}  \\S`, "m"));
+  }
+  assert.match(help.stdout, /--dry-run/);
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  const version = await run(["--version"]);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout.trim(), pkg.version);
+});
+
+test("--quiet leaves stderr empty on success and keeps the report", async (t) => {
+  const { env } = await startServices(t);
+  const res = await run(["--quiet"], { env });
+  assert.equal(res.code, 0);
+  assert.equal(res.stderr, "");
+  assert.match(res.stdout, /4 updated/);
+});

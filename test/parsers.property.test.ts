@@ -1,0 +1,122 @@
+/**
+ * Arbitrary bodies against every parser of the wire contract: each either yields a valid value or
+ * fails with a reason code and a detail that carries no received value. Never a crash.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { type Answer, parseBody, RequestFailure } from "../src/http.ts";
+import {
+  Health,
+  LoginResponse,
+  PatientList,
+  Prediction,
+  ProbeRejection,
+  UpdatedPatient,
+  ValidateResponse,
+  VitalList,
+} from "../src/schemas.ts";
+import { selectPatients } from "../src/select.ts";
+
+const SCHEMAS = {
+  LoginResponse,
+  ValidateResponse,
+  PatientList,
+  VitalList,
+  Prediction,
+  UpdatedPatient,
+  Health,
+  ProbeRejection,
+};
+
+/** A marker no parser can invent: if it shows up in a detail, a received value leaked. */
+const MARK = "Zq7marker";
+
+const jsonish = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: "small" },
+    fc.constantFrom(null, true, false, 0, -1, 1, 9, 10, 1.5, 2 ** 53, MARK, "", "9", `${MARK}@x`),
+    fc.string(),
+    fc.integer(),
+    fc.double(),
+    tie("array"),
+    tie("object"),
+  ),
+  array: fc.array(tie("value"), { maxLength: 7 }),
+  object: fc.dictionary(
+    fc.constantFrom(
+      "pid",
+      "status",
+      "id",
+      "token",
+      "heart_rate",
+      "sao2",
+      "respiration",
+      "systolic",
+      "diastolic",
+      "timestamp",
+      "detail",
+      "firstname",
+      MARK,
+    ),
+    tie("value"),
+    { maxKeys: 8 },
+  ),
+}));
+
+/** Raw bodies: valid JSON of any shape, truncated JSON, HTML, plain text. */
+const bodies = fc.oneof(
+  jsonish.value.map((v) => JSON.stringify(v) ?? "null"),
+  jsonish.value.map((v) => (JSON.stringify(v) ?? "null").slice(0, -1)),
+  fc.constant(`<!doctype html><html><body>${MARK}</body></html>`),
+  fc.string().map((s) => `${MARK}${s}`),
+);
+
+function expectParsedOrFailure(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof RequestFailure, `threw ${String(error)}`);
+    assert.match(error.reason, /^[a-z_0-9]+$/);
+    assert.ok(!error.message.includes(MARK), `detail leaked a received value: ${error.message}`);
+    assert.ok(!error.message.includes("\n"), "detail is one line");
+  }
+}
+
+for (const [name, schema] of Object.entries(SCHEMAS)) {
+  test(`parseBody(${name}) never crashes and never echoes the body`, () => {
+    fc.assert(
+      fc.property(bodies, fc.integer({ min: 100, max: 599 }), (body, status) => {
+        const answer: Answer = { status, body, route: "GET /x" };
+        expectParsedOrFailure(() => parseBody(answer, schema));
+      }),
+      { numRuns: 300 },
+    );
+  });
+}
+
+test("selectPatients turns any list into one entry per usable pid and a reason for the rest", () => {
+  fc.assert(
+    fc.property(
+      fc.array(jsonish.value, { maxLength: 20 }),
+      fc.option(fc.array(fc.integer({ min: 1, max: 5 }))),
+      (list, wanted) => {
+        const { selected, rejected } = selectPatients(list, wanted ?? undefined);
+        const pids = [
+          ...selected.map((p) => p.pid),
+          ...rejected.map((r) => r.pid).filter((p) => p !== null),
+        ];
+        assert.equal(new Set(pids).size, pids.length, "a pid appears once");
+        for (const r of rejected) {
+          assert.equal(r.outcome, "failed");
+          assert.equal(r.stage, "select");
+          assert.ok(["invalid_record", "duplicate_record", "not_found"].includes(r.reason ?? ""));
+          assert.ok(!(r.detail ?? "").includes(MARK));
+        }
+        for (const p of selected) assert.ok(Number.isInteger(p.pid) && p.pid > 0);
+        if (wanted) for (const pid of pids) assert.ok(wanted.includes(pid as number));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});

@@ -1,0 +1,203 @@
+/**
+ * The real bin under signals, deadlines, locks and the breaker. Tests synchronise on the stand-ins
+ * (held requests) and on what the bin says on stderr, never on sleeps.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
+import { startServices } from "./helpers/services.ts";
+import { makePatients } from "./stand-ins/seed.ts";
+import type { RecordedRequest } from "./stand-ins/server.ts";
+
+const vitalsOf = (pid: number) => (r: RecordedRequest) =>
+  r.path === "/api/patient/fetchVitals" && r.query.get("key") === String(pid);
+const isPredict = (r: RecordedRequest) => r.path === "/predict" && r.body !== "[]";
+const isPut = (r: RecordedRequest) => r.method === "PUT";
+
+test("SIGTERM: no new patient starts, the in-flight one finishes its write, exit 143", async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold(vitalsOf(3));
+  const res = await run(["--json", "--concurrency", "1", "--patient", "3,2"], {
+    env,
+    onSpawn: async (child) => {
+      await hold.waitFor();
+      child.kill("SIGTERM");
+      await waitForStderr(child, /SIGTERM: no new patient starts/);
+      hold.release();
+    },
+  });
+  assert.equal(res.code, 143, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.equal(report.exitCode, 143);
+  assert.equal(report.error.code, "sigterm");
+  assert.deepEqual(
+    report.patients.map((p: { pid: number; outcome: string }) => [p.pid, p.outcome]),
+    [
+      [2, "not_started"],
+      [3, "updated"],
+    ],
+  );
+  assert.deepEqual(backend.writes, [{ pid: 3, status: 9 }]);
+});
+
+test("SIGINT: when the grace ends in-flight requests are aborted and no write starts, exit 130", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const hold = ml.hold(isPredict);
+  const res = await run(["--json", "--concurrency", "2", "--grace", "0.3", "--patient", "2,3,5"], {
+    env,
+    onSpawn: async (child) => {
+      await hold.waitFor(2);
+      child.kill("SIGINT");
+    },
+  });
+  hold.release();
+  assert.equal(res.code, 130, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.equal(report.counts.interrupted, 2);
+  assert.equal(report.counts.not_started, 1);
+  for (const p of report.patients.filter((p: { outcome: string }) => p.outcome === "interrupted")) {
+    assert.equal(p.stage, "predict");
+  }
+  assert.equal(backend.requests.filter(isPut).length, 0);
+});
+
+test("a second signal ends the grace at once", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const hold = ml.hold(isPredict);
+  const res = await run(["--json", "--concurrency", "1", "--grace", "600", "--patient", "2"], {
+    env,
+    timeoutMs: 20_000,
+    onSpawn: async (child) => {
+      await hold.waitFor();
+      child.kill("SIGTERM");
+      await waitForStderr(child, /SIGTERM: no new patient starts/);
+      child.kill("SIGTERM");
+    },
+  });
+  hold.release();
+  assert.equal(res.code, 143, res.stderr);
+  assert.equal(parseReport(res.stdout).counts.interrupted, 1);
+  assert.equal(backend.requests.filter(isPut).length, 0);
+});
+
+const canUnshare =
+  process.platform === "linux" &&
+  spawnSync("unshare", ["--pid", "--fork", "--mount-proc", "true"], { timeout: 10_000 }).status ===
+    0;
+
+/** The host pid of the process that unshare forked (PID 1 in its namespace). */
+function childOf(parent: number): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) return Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return undefined;
+}
+
+test("as PID 1 in a container, SIGTERM is still handled", {
+  skip: canUnshare ? false : "unshare --pid is not permitted on this machine",
+}, async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold(vitalsOf(3));
+  const bin = new URL("../bin/ml-scheduler.js", import.meta.url).pathname;
+  const child = spawn(
+    "unshare",
+    [
+      "--pid",
+      "--fork",
+      "--mount-proc",
+      process.execPath,
+      "--",
+      bin,
+      "--json",
+      "--concurrency",
+      "1",
+      "--patient",
+      "3,2",
+    ],
+    { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+  await hold.waitFor();
+  const pid1 = childOf(child.pid as number);
+  assert.ok(pid1, "found the namespaced process");
+  process.kill(pid1, "SIGTERM");
+  await waitForStderr(child, /SIGTERM: no new patient starts/);
+  hold.release();
+  const code = await exited;
+  clearTimeout(killer);
+  assert.equal(code, 143);
+  assert.equal(parseReport(stdout).counts.not_started, 1);
+  assert.deepEqual(backend.writes, [{ pid: 3, status: 9 }]);
+});
+
+test("--deadline: past it no new patient starts, in-flight ones finish, exit 8", async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold(vitalsOf(3));
+  const res = await run(["--json", "--concurrency", "1", "--deadline", "0.2", "--patient", "3,2"], {
+    env,
+    onSpawn: async (child) => {
+      await hold.waitFor();
+      await waitForStderr(child, /Deadline of 0\.2s reached/);
+      hold.release();
+    },
+  });
+  assert.equal(res.code, 8, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.equal(report.counts.updated, 1);
+  assert.equal(report.counts.not_started, 1);
+  assert.deepEqual(backend.writes, [{ pid: 3, status: 9 }]);
+});
+
+test("--lock: a held lock is exit 7 with no request; a dead owner's lock is taken over", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const dir = mkdtempSync(join(tmpdir(), "ml-scheduler-lock-"));
+  const lock = join(dir, "sweep.lock");
+
+  writeFileSync(lock, `${process.pid}\n${(await import("node:os")).hostname()}\n`);
+  const held = await run(["--lock", lock, "--json"], { env });
+  assert.equal(held.code, 7, held.stderr);
+  assert.match(held.stderr, new RegExp(`Another run \\(pid ${process.pid}\\) holds the lock`));
+  assert.equal(held.stderr.trim().split("\n").length, 1);
+  assert.equal(parseReport(held.stdout).error.code, "locked");
+  assert.equal(backend.requests.length + ml.requests.length, 0);
+
+  const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
+  writeFileSync(lock, `${dead}\n${(await import("node:os")).hostname()}\n`);
+  const taken = await run(["--lock", lock], { env });
+  assert.equal(taken.code, 0, taken.stderr);
+  assert.equal(backend.writes.length, 4);
+  assert.ok(!existsSync(lock), "the lock is released when the run ends");
+});
+
+test("the breaker through the bin: a service down mid-sweep stops the sweep with exit 6", async (t) => {
+  const { backend, env } = await startServices(t, { backend: { patients: makePatients(20) } });
+  backend.fault((r) => r.path === "/api/patient/fetchVitals", { kind: "reset" });
+  const res = await run(["--json", "--breaker", "3", "--retries", "0", "--concurrency", "1"], {
+    env,
+  });
+  assert.equal(res.code, 6, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.equal(report.counts.failed, 3);
+  assert.equal(report.counts.not_started, 17);
+  assert.equal(
+    report.patients.find((p: { outcome: string }) => p.outcome === "failed").reason,
+    "unreachable",
+  );
+  assert.equal(backend.writes.length, 0);
+});

@@ -1,0 +1,415 @@
+// Shared machinery for the HTTP stand-ins: a real server on 127.0.0.1:0 that records every request,
+// and lets tests hold requests, inject faults, add latency or "kill" the service.
+
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+export interface RecordedRequest {
+  /** index in `requests` (0-based, arrival order) */
+  seq: number;
+  method: string;
+  /** pathname */
+  path: string;
+  query: URLSearchParams;
+  /** path + query as received */
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export type Fault =
+  | {
+      kind: "status";
+      status: number;
+      body?: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+    }
+  | { kind: "reset" }
+  | { kind: "stall" }
+  | { kind: "html" }
+  | { kind: "malformed" }
+  | { kind: "body"; status?: number; body: string; contentType?: string }
+  | { kind: "oversize"; bytes: number };
+
+export interface Hold {
+  waitFor(count?: number, timeoutMs?: number): Promise<void>;
+  release(): void;
+  readonly held: number;
+}
+
+type Match = (r: RecordedRequest) => boolean;
+
+export interface StandIn {
+  readonly url: string;
+  readonly requests: RecordedRequest[];
+  hold(match: Match): Hold;
+  fault(match: Match, fault: Fault, times?: number): void;
+  chaos(opts: { seed: number; rate: number; faults: Fault[]; match?: Match }): void;
+  readonly faulted: Array<{ seq: number; fault: Fault }>;
+  waitForRequests(match: Match, count: number, timeoutMs?: number): Promise<void>;
+  latencyMs: number;
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}
+
+/** mulberry32: a tiny seeded PRNG, so chaos and generated data are reproducible (no Math.random) */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A well-mixed 32-bit hash of (seed, n): per-item randomness that does not depend on visiting order. */
+export function hash32(seed: number, n: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ n;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+export const HTML_PAGE =
+  '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Patient monitor</title></head><body><div id="root"></div><script src="/static/js/main.js"></script></body></html>';
+
+export function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  contentType: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    ...headers,
+    "content-type": contentType,
+    "content-length": String(Buffer.byteLength(body)),
+  });
+  res.end(body);
+}
+
+/** FastAPI's JSONResponse: compact JSON, application/json */
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers = {}): void {
+  send(res, status, JSON.stringify(value), "application/json", headers);
+}
+
+/** Starlette's answer to an unhandled exception */
+export function sendInternalError(res: ServerResponse): void {
+  send(res, 500, "Internal Server Error", "text/plain; charset=utf-8");
+}
+
+export interface Route {
+  method: string;
+  path: string;
+  handle: (req: RecordedRequest, res: ServerResponse) => void | Promise<void>;
+}
+
+/** Starlette's router: 405 for a known path, else a 307 to the other slash form if that exists, else 404. */
+export function dispatch(
+  routes: Route[],
+  req: RecordedRequest,
+  res: ServerResponse,
+): void | Promise<void> {
+  const here = routes.filter((r) => r.path === req.path);
+  const method = req.method === "HEAD" ? "GET" : req.method; // Starlette serves HEAD with GET routes
+  const route = here.find((r) => r.method === method);
+  if (route) return route.handle(req, res);
+  if (here.length > 0) {
+    const allow = here.map((r) => r.method).join(", ");
+    return sendJson(res, 405, { detail: "Method Not Allowed" }, { allow });
+  }
+  const other = req.path.endsWith("/") ? req.path.slice(0, -1) : `${req.path}/`;
+  if (req.path !== "/" && routes.some((r) => r.path === other)) {
+    const search = req.query.size > 0 ? `?${req.url.split("?").slice(1).join("?")}` : "";
+    res.writeHead(307, {
+      location: `http://${req.headers.host ?? "127.0.0.1"}${other}${search}`,
+      "content-length": "0",
+    });
+    return void res.end();
+  }
+  return sendJson(res, 404, { detail: "Not Found" });
+}
+
+/** pydantic 1's int coercion: ints, bools, floats (truncated) and Python-int()-like strings. */
+export function toInt(v: unknown): number | undefined {
+  if (typeof v === "boolean") return v ? 1 : 0;
+  if (typeof v === "number") return Number.isFinite(v) ? Math.trunc(v) : undefined;
+  if (typeof v === "string" && /^\s*[+-]?\d+(_\d+)*\s*$/.test(v))
+    return Number(v.replaceAll("_", ""));
+  return undefined;
+}
+
+export const notInt = (loc: Array<string | number>) => ({
+  loc,
+  msg: "value is not a valid integer",
+  type: "type_error.integer",
+});
+export const missing = (loc: Array<string | number>) => ({
+  loc,
+  msg: "field required",
+  type: "value_error.missing",
+});
+
+/** FastAPI's body reading: an empty body is a missing one, broken JSON a 422 (position simplified). */
+export function parseBody(body: string): { value: unknown } | { errors: object[] } {
+  if (body === "") return { errors: [missing(["body"])] };
+  try {
+    return { value: JSON.parse(body) };
+  } catch {
+    const msg = "Expecting value: line 1 column 1 (char 0)";
+    return { errors: [{ loc: ["body", 0], msg, type: "value_error.jsondecode" }] };
+  }
+}
+
+/** Waits for `cond` to become true, re-checked by `poke`; rejects after timeoutMs. */
+class Waiters {
+  #list: Array<() => boolean> = [];
+  wait(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (!cond()) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.#list = this.#list.filter((c) => c !== check);
+        reject(new Error(`stand-in: timed out after ${timeoutMs} ms waiting for ${what()}`));
+      }, timeoutMs);
+      this.#list.push(check);
+    });
+  }
+  poke(): void {
+    this.#list = this.#list.filter((check) => !check());
+  }
+}
+
+interface HoldState {
+  match: Match;
+  released: boolean;
+  held: number;
+  resume: Array<() => void>;
+}
+
+/** Subclasses override `handle`; everything around it (recording, holds, faults) lives here. */
+export class StandInServer implements StandIn {
+  url = "";
+  readonly requests: RecordedRequest[] = [];
+  readonly faulted: Array<{ seq: number; fault: Fault }> = [];
+  latencyMs = 0;
+  #server: Server;
+  #sockets = new Set<Socket>();
+  #holds: HoldState[] = [];
+  #faults: Array<{ match: Match; fault: Fault; left: number }> = [];
+  #chaos: { rand: () => number; rate: number; faults: Fault[]; match: Match } | undefined;
+  #waiters = new Waiters();
+  #down = false;
+  #closing: Promise<void> | undefined;
+
+  constructor() {
+    this.#server = createServer((req, res) => this.#receive(req, res));
+    this.#server.on("connection", (s) => {
+      this.#sockets.add(s);
+      s.on("close", () => this.#sockets.delete(s));
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(0, "127.0.0.1", () => {
+        this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+        resolve();
+      });
+    });
+  }
+
+  hold(match: Match): Hold {
+    const h: HoldState = { match, released: false, held: 0, resume: [] };
+    this.#holds.push(h);
+    const waiters = this.#waiters;
+    return {
+      get held() {
+        return h.held;
+      },
+      waitFor: (count = 1, timeoutMs = 5000) =>
+        waiters.wait(
+          () => h.held >= count,
+          timeoutMs,
+          () => `${count} held (have ${h.held})`,
+        ),
+      release: () => {
+        h.released = true;
+        h.held = 0;
+        for (const go of h.resume.splice(0)) go();
+      },
+    };
+  }
+
+  fault(match: Match, fault: Fault, times = Number.POSITIVE_INFINITY): void {
+    this.#faults.push({ match, fault, left: times });
+  }
+
+  chaos(opts: { seed: number; rate: number; faults: Fault[]; match?: Match }): void {
+    const { seed, rate, faults, match = () => true } = opts;
+    this.#chaos = { rand: prng(seed), rate, faults, match };
+  }
+
+  waitForRequests(match: Match, count: number, timeoutMs = 5000): Promise<void> {
+    const have = () => this.requests.filter(match).length;
+    return this.#waiters.wait(
+      () => have() >= count,
+      timeoutMs,
+      () => `${count} requests (have ${have()})`,
+    );
+  }
+
+  down(): void {
+    this.#down = true;
+  }
+
+  up(): void {
+    this.#down = false;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      // held requests wake up, see their socket destroyed and stop; stalled ones just die
+      for (const h of this.#holds) for (const go of h.resume.splice(0)) go();
+      for (const s of this.#sockets) s.destroy();
+    });
+    return this.#closing;
+  }
+
+  #receive(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      this.#process(req, res, Buffer.concat(chunks).toString("utf8")).catch(() => res.destroy());
+    });
+  }
+
+  async #process(req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
+    const url = req.url ?? "/";
+    const parsed = new URL(url, "http://stand-in");
+    const rec: RecordedRequest = {
+      seq: this.requests.length,
+      method: req.method ?? "GET",
+      path: parsed.pathname,
+      query: parsed.searchParams,
+      url,
+      headers: req.headers,
+      body,
+    };
+    this.requests.push(rec);
+    this.#waiters.poke();
+    const gone = () => this.#closing !== undefined || req.socket.destroyed;
+
+    if (this.#down) return reset(req);
+    const holds = this.#holds.filter((h) => !h.released && h.match(rec));
+    if (holds.length > 0) {
+      const released = holds.map(
+        (h) =>
+          new Promise<void>((go) => {
+            h.resume.push(go);
+            h.held++;
+          }),
+      );
+      this.#waiters.poke();
+      await Promise.all(released);
+    }
+    if (gone()) return;
+    if (this.#down) return reset(req);
+    // the fault is chosen once the request is past its holds, in that order, so it is reproducible
+    const fault = this.#pickFault(rec);
+    if (fault) this.faulted.push({ seq: rec.seq, fault });
+    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    if (gone()) return;
+    if (fault) return applyFault(req, res, fault);
+    try {
+      await this.handle(rec, res);
+    } catch {
+      if (res.headersSent) res.destroy();
+      else sendInternalError(res);
+    }
+  }
+
+  protected handle(_req: RecordedRequest, res: ServerResponse): void | Promise<void> {
+    sendJson(res, 404, { detail: "Not Found" });
+  }
+
+  #pickFault(rec: RecordedRequest): Fault | undefined {
+    const entry = this.#faults.find((f) => f.left > 0 && f.match(rec));
+    if (entry) {
+      entry.left--;
+      return entry.fault;
+    }
+    const c = this.#chaos;
+    if (!c || c.faults.length === 0 || !c.match(rec)) return undefined;
+    // always draw twice so one request's outcome never shifts the next request's draws
+    const hit = c.rand() < c.rate;
+    const which = Math.floor(c.rand() * c.faults.length);
+    return hit ? c.faults[which] : undefined;
+  }
+}
+
+/** A connection reset (RST), as a crashed or killed service gives. */
+function reset(req: IncomingMessage): void {
+  req.socket.resetAndDestroy();
+}
+
+async function applyFault(req: IncomingMessage, res: ServerResponse, fault: Fault): Promise<void> {
+  switch (fault.kind) {
+    case "status":
+      return send(
+        res,
+        fault.status,
+        fault.body ?? "Internal Server Error",
+        fault.contentType ?? "text/plain; charset=utf-8",
+        fault.headers,
+      );
+    case "reset":
+      return reset(req);
+    case "stall":
+      return; // never answered: the socket stays open until the client gives up or close()
+    case "html":
+      return send(res, 200, HTML_PAGE, "text/html");
+    case "malformed":
+      return send(res, 200, '{"a": [1,', "application/json");
+    case "body":
+      return send(res, fault.status ?? 200, fault.body, fault.contentType ?? "application/json");
+    case "oversize":
+      return streamArray(res, fault.bytes);
+  }
+}
+
+/** Streams a valid JSON array of exactly `bytes` bytes ("[0,0,...]"), chunked, with backpressure. */
+async function streamArray(res: ServerResponse, bytes: number): Promise<void> {
+  res.writeHead(200, { "content-type": "application/json" });
+  let left = Math.max(0, bytes - 2);
+  res.write(left > 0 ? "[0" : "[");
+  if (left > 0) left--;
+  const chunk = ",0".repeat(32 * 1024);
+  while (left >= 2 && !res.destroyed) {
+    const n = Math.min(chunk.length, left - (left % 2));
+    left -= n;
+    if (!res.write(n === chunk.length ? chunk : chunk.slice(0, n))) {
+      await new Promise<void>((go) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          go();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    }
+  }
+  if (!res.destroyed) res.end(left === 1 ? " ]" : "]");
+}
