@@ -2,11 +2,13 @@
  * The real bin against the stand-ins: each outcome and exit code, what was written, what was said.
  */
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { parseReport, run } from "./helpers/exec.ts";
+import { BIN, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
 
@@ -367,4 +369,68 @@ test("--quiet leaves stderr empty on success and keeps the report", async (t) =>
   assert.equal(res.code, 0);
   assert.equal(res.stderr, "");
   assert.match(res.stdout, /4 updated/);
+});
+
+/** Runs a shell command under script(1), which gives it a pseudo-terminal; answers what it printed. */
+async function underTerminal(command: string, env: Record<string, string>) {
+  // Asynchronous: the stand-ins live in this process and must keep answering meanwhile.
+  const child = spawn("script", ["-qec", command, "/dev/null"], {
+    env: { PATH: process.env.PATH ?? "", ...env, TERM: "dumb" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const [code] = (await once(child, "close")) as [number | null];
+  clearTimeout(killer);
+  return { code, output };
+}
+
+test("on a terminal, a live progress line shows done of total, rate and failures", async (t) => {
+  if (spawnSync("script", ["--version"]).error) return t.skip("script(1) is not available");
+  const { env } = await startServices(t);
+  const report = join(tmp(), "report");
+  const bin = `${JSON.stringify(process.execPath)} -- ${JSON.stringify(BIN)}`;
+  const live = await underTerminal(`${bin} >${JSON.stringify(report)}`, env);
+  assert.equal(live.code, 0, live.output);
+  assert.match(live.output, /\r\x1b\[K8\/8 patients, [\d.]+\/s, 0 failed/);
+  assert.doesNotMatch(readFileSync(report, "utf8"), /\/s, 0 failed/);
+  const quiet = await underTerminal(`${bin} --quiet >/dev/null`, env);
+  assert.equal(quiet.code, 0);
+  assert.doesNotMatch(quiet.output, /patients, /);
+});
+
+test("progress is never drawn when stderr is not a terminal", async (t) => {
+  const { env } = await startServices(t);
+  const res = await run([], { env });
+  assert.equal(res.code, 0);
+  assert.doesNotMatch(res.stderr, /\/s, \d+ failed/);
+  assert.doesNotMatch(res.stderr, /\x1b\[K/);
+});
+
+test("no name, password or token appears in any output, failures and --verbose included", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const token = backend.issueToken("demo");
+  backend.fault((r) => r.path === "/api/patient/fetchVitals" && r.query.get("key") === "1", {
+    kind: "html",
+  });
+  backend.fault((r) => r.path === "/api/patient/updateStatus", {
+    kind: "status",
+    status: 500,
+    body: "psql: Dwight Shrute",
+  });
+  ml.fault((r) => r.path === "/predict" && r.body.includes("178"), { kind: "malformed" });
+  const outputs: string[] = [];
+  for (const args of [["--verbose"], ["--verbose", "--json"], ["--verbose", "--dry-run"]]) {
+    const res = await run([...args, "--retries", "0"], { env: { ...env, BACKEND_TOKEN: token } });
+    assert.equal(res.code, 1, res.stderr);
+    outputs.push(res.stdout, res.stderr);
+  }
+  const wrong = await run(["--verbose"], { env: { ...env, BACKEND_PASSWORD: "Sup3r-secret" } });
+  outputs.push(wrong.stdout, wrong.stderr);
+  const all = outputs.join("\n");
+  assertNoSecrets(all, secretsOf(demoPatients(), [token, "Sup3r-secret", "Dwight", "Shrute"]));
+  assert.match(all, /pid 1 failed at vitals: invalid_response/);
 });

@@ -201,3 +201,24 @@ test("the breaker through the bin: a service down mid-sweep stops the sweep with
   );
   assert.equal(backend.writes.length, 0);
 });
+
+test("a write cut off by the end of the grace is reported interrupted at update", async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold(isPut);
+  const res = await run(["--json", "--concurrency", "1", "--grace", "0.2", "--patient", "3,2"], {
+    env,
+    onSpawn: async (child) => {
+      await hold.waitFor();
+      child.kill("SIGTERM");
+    },
+  });
+  hold.release();
+  assert.equal(res.code, 143, res.stderr);
+  const report = parseReport(res.stdout);
+  const three = report.patients.find((p: { pid: number }) => p.pid === 3);
+  assert.deepEqual(
+    [three.outcome, three.stage, three.reason, three.to],
+    ["interrupted", "update", "aborted", 9],
+  );
+  assert.equal(report.patients.find((p: { pid: number }) => p.pid === 2).outcome, "not_started");
+});
