@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runSweep, type SweepConfig } from "../src/index.ts";
-import { startServices } from "./helpers/services.ts";
+import { runSweep } from "../src/index.ts";
+import { startServices, sweepConfig } from "./helpers/services.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
-import { DEMO_USER, makePatients } from "./stand-ins/seed.ts";
+import { makePatients } from "./stand-ins/seed.ts";
 import type { Fault, RecordedRequest } from "./stand-ins/server.ts";
 
 const N = 2_000;
@@ -26,20 +26,14 @@ const pidOf = (r: RecordedRequest) => Number(r.query.get("key") ?? r.query.get("
 const brokenVitals = (pid: number) => pid % 97 === 0;
 const refusedWrite = (pid: number) => pid % 89 === 0;
 
-function config(env: Record<string, string>): SweepConfig {
-  return {
-    patientServer: env.PATIENT_SERVER as string,
-    mlServer: env.ML_SERVER as string,
-    credentials: { username: DEMO_USER.username, password: DEMO_USER.password },
+const config = (env: Record<string, string>) =>
+  sweepConfig(env, {
     concurrency: 32,
-    dryRun: false,
     requestTimeoutMs: 250,
     retries: 5,
-    retryDelayMs: 1,
     maxRetryAfterMs: 1_000,
     breaker: 50,
-  };
-}
+  });
 
 test("chaos: 2,000 patients under transient and permanent faults", {
   timeout: 120_000,

@@ -4,26 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type PatientResult, runSweep, type SweepConfig } from "../src/index.ts";
-import { startServices } from "./helpers/services.ts";
-import { DEMO_USER, makePatients } from "./stand-ins/seed.ts";
+import { type PatientResult, runSweep } from "../src/index.ts";
+import { startServices, sweepConfig } from "./helpers/services.ts";
+import { makePatients } from "./stand-ins/seed.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
-
-function configFor(env: Record<string, string>, overrides: Partial<SweepConfig> = {}): SweepConfig {
-  return {
-    patientServer: env.PATIENT_SERVER as string,
-    mlServer: env.ML_SERVER as string,
-    credentials: { username: DEMO_USER.username, password: DEMO_USER.password },
-    concurrency: 4,
-    dryRun: false,
-    requestTimeoutMs: 5_000,
-    retries: 0,
-    retryDelayMs: 1,
-    maxRetryAfterMs: 2_000,
-    breaker: 10,
-    ...overrides,
-  };
-}
 
 const vitalsOf = (pid: number) => (r: RecordedRequest) =>
   r.path === "/api/patient/fetchVitals" && r.query.get("key") === String(pid);
@@ -57,7 +41,7 @@ test("each patient record is validated on its own; bad ones fail at select, the 
     { kind: "body", body: JSON.stringify(list) },
     1,
   );
-  const report = await runSweep(configFor(env));
+  const report = await runSweep(sweepConfig(env));
   assert.equal(report.exitCode, 1);
   assert.equal(report.counts.selected, 6);
   const nulls = report.patients.filter((p) => p.pid === null);
@@ -87,7 +71,7 @@ test("vitals with timestamps are put newest first before predicting", async (t) 
     timestamp: `2026-11-26T10:0${i}:00`,
   }));
   backend.fault(vitalsOf(1), { kind: "body", body: JSON.stringify(records) });
-  const report = await runSweep(configFor(env, { patients: [1] }));
+  const report = await runSweep(sweepConfig(env, { patients: [1] }));
   assert.equal(byPid(report.patients, 1)?.stage, null);
   const sent = ml.predictions[0]?.vitals.map((v) => v.heart_rate);
   assert.deepEqual(sent, [64, 63, 62, 61, 60]);
@@ -133,7 +117,7 @@ test("answers that break the contract fail the patient with a reason and never c
     1,
   );
   const report = await runSweep(
-    configFor(env, { concurrency: 1, patients: [1, 2, 3, 4, 5, 6, 7] }),
+    sweepConfig(env, { concurrency: 1, patients: [1, 2, 3, 4, 5, 6, 7] }),
   );
   const reasons = Object.fromEntries(report.patients.map((p) => [p.pid, [p.stage, p.reason]]));
   assert.deepEqual(reasons, {
@@ -161,7 +145,7 @@ test("a write refused by the backend fails at update", async (t) => {
     status: 404,
     body: '{"detail":"Failed to find patient"}',
   });
-  const report = await runSweep(configFor(env, { patients: [2] }));
+  const report = await runSweep(sweepConfig(env, { patients: [2] }));
   assert.deepEqual(
     [
       byPid(report.patients, 2)?.stage,
@@ -175,7 +159,7 @@ test("a write refused by the backend fails at update", async (t) => {
 test("a token that expires mid-sweep costs exactly one shared re-login", async (t) => {
   const { backend, env } = await startServices(t);
   const hold = backend.hold(route("/api/patient/fetchVitals"));
-  const sweep = runSweep(configFor(env, { concurrency: 4 }));
+  const sweep = runSweep(sweepConfig(env, { concurrency: 4 }));
   await hold.waitFor(4);
   backend.expireTokens();
   hold.release();
@@ -193,7 +177,7 @@ test("a 401 right after a fresh login is exit 4: no new patient starts", async (
     status: 401,
     body: '{"detail":"Invalid token"}',
   });
-  const report = await runSweep(configFor(env, { concurrency: 1 }));
+  const report = await runSweep(sweepConfig(env, { concurrency: 1 }));
   assert.equal(report.exitCode, 4);
   assert.equal(report.error?.code, "auth");
   assert.equal(backend.logins, 2);
@@ -212,7 +196,7 @@ test("transient faults are retried, predict and the write included; Retry-After 
     { kind: "status", status: 429, headers: { "retry-after": "0" } },
     1,
   );
-  const report = await runSweep(configFor(env, { retries: 2, concurrency: 1 }));
+  const report = await runSweep(sweepConfig(env, { retries: 2, concurrency: 1 }));
   assert.equal(
     report.exitCode,
     0,
@@ -227,7 +211,7 @@ test("a Retry-After past the cap fails the request at once; other 4xx are not re
   const { backend, env } = await startServices(t);
   backend.fault(vitalsOf(1), { kind: "status", status: 429, headers: { "retry-after": "3600" } });
   backend.fault(vitalsOf(2), { kind: "status", status: 400, body: '{"detail":"bad"}' });
-  const report = await runSweep(configFor(env, { retries: 2, patients: [1, 2] }));
+  const report = await runSweep(sweepConfig(env, { retries: 2, patients: [1, 2] }));
   assert.equal(byPid(report.patients, 1)?.reason, "http_429");
   assert.equal(byPid(report.patients, 2)?.reason, "http_400");
   assert.equal(backend.requests.filter(vitalsOf(1)).length, 1);
@@ -237,7 +221,7 @@ test("a Retry-After past the cap fails the request at once; other 4xx are not re
 test("a request that stalls past the timeout fails that patient with reason timeout", async (t) => {
   const { env, backend } = await startServices(t);
   backend.fault(vitalsOf(2), { kind: "stall" });
-  const report = await runSweep(configFor(env, { requestTimeoutMs: 300, patients: [1, 2] }));
+  const report = await runSweep(sweepConfig(env, { requestTimeoutMs: 300, patients: [1, 2] }));
   assert.deepEqual(
     [byPid(report.patients, 2)?.stage, byPid(report.patients, 2)?.reason],
     ["vitals", "timeout"],
@@ -248,7 +232,7 @@ test("a request that stalls past the timeout fails that patient with reason time
 test("the breaker stops starting patients after n in a row failed because a service is down", async (t) => {
   const { backend, env } = await startServices(t, { backend: { patients: makePatients(40) } });
   backend.fault(route("/api/patient/fetchVitals"), { kind: "status", status: 503 });
-  const report = await runSweep(configFor(env, { breaker: 5, concurrency: 1 }));
+  const report = await runSweep(sweepConfig(env, { breaker: 5, concurrency: 1 }));
   assert.equal(report.exitCode, 6);
   assert.equal(report.counts.failed, 5);
   assert.equal(report.counts.not_started, 35);
@@ -259,7 +243,7 @@ test("the breaker stops starting patients after n in a row failed because a serv
 test("--max-failures stops after n failed patients of any kind", async (t) => {
   const { backend, env } = await startServices(t, { backend: { patients: makePatients(20) } });
   backend.fault(route("/api/patient/fetchVitals"), { kind: "html" });
-  const report = await runSweep(configFor(env, { maxFailures: 3, concurrency: 1 }));
+  const report = await runSweep(sweepConfig(env, { maxFailures: 3, concurrency: 1 }));
   assert.equal(report.exitCode, 6);
   assert.equal(report.counts.failed, 3);
   assert.equal(report.counts.not_started, 17);
@@ -270,7 +254,7 @@ test("a stop lets in-flight patients finish, writes included; an abort interrupt
   const stop = new AbortController();
   const signal = new AbortController();
   const hold = backend.hold(vitalsOf(2));
-  const sweep = runSweep(configFor(env, { concurrency: 2, patients: [2, 3, 5, 6] }), {
+  const sweep = runSweep(sweepConfig(env, { concurrency: 2, patients: [2, 3, 5, 6] }), {
     stop: stop.signal,
     signal: signal.signal,
   });
@@ -289,7 +273,7 @@ test("a stop lets in-flight patients finish, writes included; an abort interrupt
 
   const hold2 = backend.hold(vitalsOf(5));
   const stop2 = new AbortController();
-  const sweep2 = runSweep(configFor(env, { concurrency: 1, patients: [5, 6] }), {
+  const sweep2 = runSweep(sweepConfig(env, { concurrency: 1, patients: [5, 6] }), {
     stop: stop2.signal,
     signal: stop2.signal,
   });

@@ -2,6 +2,7 @@
  * Starts both stand-ins for one test and gives the environment that points the CLI at them.
  */
 import type { TestContext } from "node:test";
+import type { SweepConfig } from "../../src/index.ts";
 import {
   type Backend,
   type BackendOptions,
@@ -48,3 +49,23 @@ export function secretsOf(patients: Iterable<SeedPatient>, extra: string[] = [])
 }
 
 export { demoPatients };
+
+/** A sweep configuration pointed at the stand-ins, fast to retry; tests override what they study. */
+export function sweepConfig(
+  env: Record<string, string>,
+  overrides: Partial<SweepConfig> = {},
+): SweepConfig {
+  return {
+    patientServer: env.PATIENT_SERVER as string,
+    mlServer: env.ML_SERVER as string,
+    credentials: { username: DEMO_USER.username, password: DEMO_USER.password },
+    concurrency: 4,
+    dryRun: false,
+    requestTimeoutMs: 5_000,
+    retries: 0,
+    retryDelayMs: 1,
+    maxRetryAfterMs: 2_000,
+    breaker: 10,
+    ...overrides,
+  };
+}
