@@ -38,7 +38,7 @@ export const EXIT = Object.fromEntries(EXIT_CODES.map((e) => [e.name, e.code])) 
 const PRECEDENCE: readonly ExitCode[] = [130, 143, 7, 2, 3, 4, 5, 6, 8, 1, 0];
 
 /** The exit code that wins among several that apply (an empty list is a clean sweep). */
-export function pickExitCode(codes: Iterable<ExitCode>): ExitCode {
+export function pickExitCode(codes: readonly ExitCode[]): ExitCode {
   const set = new Set(codes);
   return PRECEDENCE.find((c) => set.has(c)) ?? 0;
 }

@@ -5,11 +5,12 @@
  */
 import pLimit from "p-limit";
 import { type BackendClient, type Credentials, createBackend, upstream } from "./backend.ts";
-import { type ExitCode, pickExitCode, SchedulerError } from "./errors.ts";
+import { EXIT, pickExitCode, SchedulerError } from "./errors.ts";
 import type { ServiceSettings } from "./http.ts";
 import { createMl, type MlClient } from "./ml.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
+import type { Patient } from "./schemas.ts";
 import { selectPatients } from "./select.ts";
 
 /** Everything a sweep needs to know; the CLI builds it from flags and environment. */
@@ -47,21 +48,30 @@ export interface SweepOptions {
 export async function runSweep(config: SweepConfig, options: SweepOptions = {}): Promise<Report> {
   const startedAt = new Date();
   const { signal, stop } = options;
-  const codes: ExitCode[] = [];
   const results: PatientResult[] = [];
+  /** What ended the run before or outside the patients (exit 4 or 5). */
   let error: SchedulerError | undefined;
+  /** What stopped patients from starting: the breaker, --max-failures or a 401/403 (exit 6 or 4). */
   let halt: SchedulerError | undefined;
-  let deadlineHit = false;
+  /** Set when the deadline passes; it matters only if it kept a patient from starting. */
+  let deadlineHit: SchedulerError | undefined;
+  let deadlineStopped = false;
   const deadline =
     config.deadlineSeconds === undefined
       ? undefined
       : setTimeout(() => {
-          deadlineHit = true;
-          options.onInfo?.(
+          deadlineHit = new SchedulerError(
+            "deadline",
             `Deadline of ${config.deadlineSeconds}s reached: no new patient starts; in-flight patients finish.`,
           );
+          options.onInfo?.(deadlineHit.message);
         }, config.deadlineSeconds * 1000);
   deadline?.unref();
+
+  const report = (result: PatientResult) => {
+    results.push(result);
+    options.onPatientDone?.(result);
+  };
 
   try {
     const backend = createBackend({ ...config, baseUrl: config.patientServer, signal });
@@ -74,38 +84,18 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     const limit = pLimit(config.concurrency);
     let downInARow = 0;
     let failures = 0;
-    const stopReason = () =>
-      halt ?? reasonOf(signal) ?? reasonOf(stop) ?? (deadlineHit ? "deadline" : undefined);
-
     await Promise.all(
       selected.map((patient) =>
         limit(async () => {
-          const why = stopReason();
-          if (why !== undefined) {
-            if (why === "deadline") codes.push(8);
-            return report(notStarted(patient.pid, patient.status.id));
+          if (halt || signal?.aborted || stop?.aborted || deadlineHit) {
+            deadlineStopped ||= deadlineHit !== undefined;
+            return report(notStarted(patient));
           }
-          const { result, fatal, unavailable } = await sweepPatient(patient, {
-            backend,
-            ml,
-            dryRun: config.dryRun,
-            signal,
-          });
-          report(result);
-          if (fatal) halt ??= fatal;
-          downInARow = unavailable ? downInARow + 1 : 0;
-          if (result.outcome === "failed") failures++;
-          if (downInARow >= config.breaker) {
-            halt ??= new SchedulerError(
-              "aborted",
-              `${downInARow} patients in a row failed because a service is down; stopped starting patients.`,
-            );
-          } else if (config.maxFailures !== undefined && failures >= config.maxFailures) {
-            halt ??= new SchedulerError(
-              "aborted",
-              `${failures} patients failed (--max-failures ${config.maxFailures}); stopped starting patients.`,
-            );
-          }
+          const step = await sweepPatient(patient, { backend, ml, dryRun: config.dryRun, signal });
+          report(step.result);
+          downInARow = step.unavailable ? downInARow + 1 : 0;
+          if (step.result.outcome === "failed") failures++;
+          halt ??= step.fatal ?? threshold(config, downInARow, failures);
         }),
       ),
     );
@@ -116,27 +106,57 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     clearTimeout(deadline);
   }
 
-  function report(result: PatientResult): void {
-    results.push(result);
-    options.onPatientDone?.(result);
-  }
-
-  const interruption = [signal?.reason, stop?.reason].find((r) => r instanceof SchedulerError);
-  const ended = interruption ?? error ?? halt;
-  if (interruption) codes.push(interruption.exitCode);
-  if (error) codes.push(error.exitCode);
-  if (halt) codes.push(halt.exitCode);
-  if (results.some((r) => r.outcome === "failed" || r.outcome === "interrupted")) codes.push(1);
-
+  const causes = [
+    interruption(signal),
+    interruption(stop),
+    error,
+    halt,
+    deadlineStopped ? deadlineHit : undefined,
+  ].filter((c) => c !== undefined);
+  const failed = results.some((r) => r.outcome === "failed" || r.outcome === "interrupted");
+  const exitCode = pickExitCode([
+    ...causes.map((c) => c.exitCode),
+    ...(failed ? [EXIT.patients_failed] : []),
+  ]);
+  const ended = causes.find((c) => c.exitCode === exitCode);
   return buildReport({
     startedAt,
     finishedAt: new Date(),
     dryRun: config.dryRun,
     concurrency: config.concurrency,
-    exitCode: pickExitCode(codes),
+    exitCode,
     error: ended ? { code: ended.code, message: ended.message } : null,
     patients: results,
   });
+}
+
+/** The breaker and --max-failures: whether the failures so far mean no further patient starts. */
+function threshold(
+  config: SweepConfig,
+  downInARow: number,
+  failures: number,
+): SchedulerError | undefined {
+  if (downInARow >= config.breaker) {
+    return new SchedulerError(
+      "aborted",
+      `${downInARow} patients in a row failed because a service is down (--breaker ${config.breaker}); stopped starting patients.`,
+    );
+  }
+  if (config.maxFailures !== undefined && failures >= config.maxFailures) {
+    return new SchedulerError(
+      "aborted",
+      `${failures} patients failed (--max-failures ${config.maxFailures}); stopped starting patients.`,
+    );
+  }
+  return undefined;
+}
+
+/** Why a signal was aborted, as an error with an exit code (a caller's own reason counts as SIGTERM). */
+function interruption(signal: AbortSignal | undefined): SchedulerError | undefined {
+  if (!signal?.aborted) return undefined;
+  return signal.reason instanceof SchedulerError
+    ? signal.reason
+    : new SchedulerError("sigterm", "Stopped by the caller.");
 }
 
 /** Everything before the first patient: a failure here ends the run with exit 4 or 5. */
@@ -151,10 +171,15 @@ async function prepare(backend: BackendClient, ml: MlClient, options: SweepOptio
   return backend.fetchAllPatients().catch((e) => upstream(e, "Fetching the patient list"));
 }
 
-function reasonOf(signal: AbortSignal | undefined): string | undefined {
-  return signal?.aborted ? "stopped" : undefined;
-}
-
-function notStarted(pid: number, from: number): PatientResult {
-  return { pid, outcome: "not_started", from, to: null, stage: null, reason: null, detail: null };
+function notStarted(patient: Patient): PatientResult {
+  const { pid, status } = patient;
+  return {
+    pid,
+    outcome: "not_started",
+    from: status.id,
+    to: null,
+    stage: null,
+    reason: null,
+    detail: null,
+  };
 }
