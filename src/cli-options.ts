@@ -3,6 +3,7 @@
  * README mirrors them. Values are parsed here, so a bad one is a usage error (exit 2).
  */
 import { InvalidArgumentError } from "commander";
+import { DEFAULTS } from "./defaults.ts";
 
 export interface CliOption {
   flags: string;
@@ -59,7 +60,7 @@ export const CLI_OPTIONS: readonly CliOption[] = [
     description: "patients handled at the same time",
     env: "CONCURRENCY",
     parse: positiveInt,
-    defaultDescription: "4",
+    defaultDescription: String(DEFAULTS.concurrency),
   },
   { flags: "--json", description: "print the report as one JSON document" },
   { flags: "--verbose", description: "log every patient's outcome on stderr" },
@@ -73,19 +74,19 @@ export const CLI_OPTIONS: readonly CliOption[] = [
     flags: "--request-timeout <ms>",
     description: "timeout of each request attempt",
     parse: positiveInt,
-    defaultDescription: "10000",
+    defaultDescription: String(DEFAULTS.requestTimeoutMs),
   },
   {
     flags: "--retries <n>",
     description: "retries of a request after a network error, timeout, 408, 429 or 5xx",
     parse: nonNegativeInt,
-    defaultDescription: "2",
+    defaultDescription: String(DEFAULTS.retries),
   },
   {
     flags: "--breaker <n>",
     description: "stop after n patients in a row failed because a service is down",
     parse: positiveInt,
-    defaultDescription: "10",
+    defaultDescription: String(DEFAULTS.breaker),
   },
   {
     flags: "--max-failures <n>",
@@ -101,7 +102,7 @@ export const CLI_OPTIONS: readonly CliOption[] = [
     flags: "--grace <seconds>",
     description: "after SIGTERM/SIGINT, time for in-flight patients to finish",
     parse: positiveSeconds,
-    defaultDescription: "10",
+    defaultDescription: String(DEFAULTS.graceSeconds),
   },
   {
     flags: "--lock <file>",

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CLI_OPTIONS } from "./cli-options.ts";
+import { DEFAULTS } from "./defaults.ts";
 import { EXIT, EXIT_CODES, type ExitCode, SchedulerError } from "./errors.ts";
 import type { Lock } from "./lock.ts";
 import { buildReport, formatHuman, formatJson } from "./report.ts";
@@ -25,10 +26,6 @@ interface CliFlags {
   grace?: number;
   lock?: string;
 }
-
-const DEFAULT_GRACE_SECONDS = 10;
-/** Mirrors config DEFAULTS.concurrency for reports of runs that never loaded config. */
-const DEFAULTS_CONCURRENCY = 4;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
@@ -51,8 +48,13 @@ function buildProgram(): Command {
   for (const spec of CLI_OPTIONS) {
     const option = new Option(spec.flags, spec.description);
     if (spec.parse) option.argParser(spec.parse);
-    if (spec.defaultDescription) option.default(undefined, spec.defaultDescription);
-    if (spec.env) option.description += ` (env ${spec.env})`;
+    // Defaults are applied by config (after the environment), so commander only shows them.
+    const notes = [
+      spec.defaultDescription && `default: ${spec.defaultDescription}`,
+      spec.env && `env ${spec.env}`,
+    ];
+    const shown = notes.filter(Boolean).join("; ");
+    if (shown) option.description += ` (${shown})`;
     program.addOption(option);
   }
   const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
@@ -105,7 +107,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 
   const stop = new AbortController();
   const abort = new AbortController();
-  const graceSeconds = flags.grace ?? DEFAULT_GRACE_SECONDS;
+  const graceSeconds = flags.grace ?? DEFAULTS.graceSeconds;
   let graceTimer: NodeJS.Timeout | undefined;
   const onSignal = (name: NodeJS.Signals) => {
     if (stop.signal.aborted) {
@@ -148,7 +150,7 @@ function printEarly(exitCode: ExitCode, code: string, message: string, flags: Cl
     startedAt: now,
     finishedAt: now,
     dryRun: flags.dryRun === true,
-    concurrency: flags.concurrency ?? DEFAULTS_CONCURRENCY,
+    concurrency: flags.concurrency ?? DEFAULTS.concurrency,
     exitCode,
     error: { code, message },
     patients: [],

@@ -7,7 +7,11 @@ import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
 import type { Credentials } from "./backend.ts";
+import { DEFAULTS } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
+
+export { DEFAULTS };
+
 import type { SweepConfig } from "./sweep.ts";
 
 /** Flags that feed the sweep's configuration, already parsed by the CLI. */
@@ -30,16 +34,6 @@ export interface ConfigInput {
   /** Where a relative env file or `.env` is looked up. */
   cwd: string;
 }
-
-/** Defaults that have no flag yet; here so a reader finds every number in one place. */
-export const DEFAULTS = {
-  concurrency: 4,
-  requestTimeoutMs: 10_000,
-  retries: 2,
-  retryDelayMs: 1_000,
-  maxRetryAfterMs: 30_000,
-  breaker: 10,
-} as const;
 
 const serviceUrl = (what: string) =>
   z

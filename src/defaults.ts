@@ -1,0 +1,15 @@
+/**
+ * Every default number in one place: config applies them, --help shows them. Kept free of
+ * imports so the CLI can show help without loading the sweep's dependencies.
+ */
+export const DEFAULTS = {
+  concurrency: 4,
+  requestTimeoutMs: 10_000,
+  retries: 2,
+  /** First retry delay; it doubles each retry, with jitter. */
+  retryDelayMs: 1_000,
+  /** A longer Retry-After fails the request at once rather than blocking the sweep. */
+  maxRetryAfterMs: 30_000,
+  breaker: 10,
+  graceSeconds: 10,
+} as const;
