@@ -118,9 +118,8 @@ export async function send(client: Got, path: string, options: SendOptions = {})
 }
 
 function toFailure(error: unknown, route: string): RequestFailure {
-  if (!(error instanceof RequestError)) {
-    return new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error });
-  }
+  // got wraps every failure of the request itself; anything else is a bug and must surface.
+  if (!(error instanceof RequestError)) throw error;
   if (error.name === "TimeoutError") {
     return new RequestFailure("timeout", `${route}: timed out`, undefined, { cause: error });
   }
