@@ -2,7 +2,7 @@
  * The HTTP layer shared by both service clients: one got instance per service with its base URL,
  * timeout, retry policy and body-size limit, and one error type for every way a request can fail.
  */
-import got, { type Got, type Method, RequestError } from "got";
+import got, { type Got, HTTPError, type Method, RequestError } from "got";
 import type { z } from "zod";
 import { describeIssues } from "./schemas.ts";
 
@@ -91,29 +91,35 @@ export async function send(client: Got, path: string, options: SendOptions = {})
   const method = options.method ?? "GET";
   const route = `${method} /${path}`;
   const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
-  // got has no body-size limit: watch the download and abort it past the limit.
-  const tooLarge = new AbortController();
-  const signal = options.signal
-    ? AbortSignal.any([options.signal, tooLarge.signal])
-    : tooLarge.signal;
+  // got has no body-size limit: watch the download and abort it past the limit. One controller
+  // per request, linked to the caller's signal and unlinked after (no AbortSignal.any per request).
+  const controller = new AbortController();
+  let tooLarge = false;
+  const onAbort = () => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
   const request = client(path, {
     method,
     searchParams: options.searchParams,
     json: options.json,
     headers: options.headers,
-    signal,
+    signal: controller.signal,
   });
   request.on("downloadProgress", ({ transferred, total }) => {
-    if (transferred > maxBytes || (total ?? 0) > maxBytes) tooLarge.abort();
+    if (transferred > maxBytes || (total ?? 0) > maxBytes) {
+      tooLarge = true;
+      controller.abort();
+    }
   });
   try {
     const response = await request;
     return { status: response.statusCode, body: response.body, route };
   } catch (error) {
-    if (tooLarge.signal.aborted) {
+    if (tooLarge)
       throw new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`);
-    }
     throw toFailure(error, route);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
   }
 }
 
@@ -131,13 +137,13 @@ function toFailure(error: unknown, route: string): RequestFailure {
       cause: error,
     });
   }
-  const status = error.response?.statusCode;
-  if (status !== undefined) {
-    // Retry-After past the cap: got cancels instead of waiting.
+  if (error instanceof HTTPError) {
+    const status = error.response.statusCode;
     return new RequestFailure(`http_${status}`, `${route}: HTTP ${status}`, status, {
       cause: error,
     });
   }
+  // Refused, reset, unresolvable, or a body that broke off: the service is not answering.
   return new RequestFailure(
     "unreachable",
     `${route}: ${error.code ?? "network error"}`,
