@@ -78,8 +78,8 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     const ml = createMl({ ...config, baseUrl: config.mlServer, signal });
     const list = await prepare(backend, ml, options);
     const { selected, rejected } = selectPatients(list, config.patients);
-    for (const r of rejected) report(r);
     options.onStart?.(selected.length + rejected.length);
+    for (const r of rejected) report(r);
 
     const limit = pLimit(config.concurrency);
     let downInARow = 0;

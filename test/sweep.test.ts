@@ -288,3 +288,26 @@ test("a stop lets in-flight patients finish, writes included; an abort interrupt
   assert.equal(byPid(aborted.patients, 6)?.outcome, "not_started");
   assert.equal(aborted.exitCode, 143, "a caller's own abort reason counts as an interruption");
 });
+
+test("a same-origin 307 is followed with method and body kept; a base URL may end in a slash", async (t) => {
+  const { backend, env } = await startServices(t);
+  backend.fault(
+    route("/api/login/"),
+    { kind: "status", status: 307, body: "", headers: { location: `${backend.url}/api/login` } },
+    1,
+  );
+  const report = await runSweep(
+    sweepConfig({ ...env, PATIENT_SERVER: `${backend.url}/` }, { patients: [2] }),
+  );
+  assert.equal(report.exitCode, 0, report.error?.message);
+  assert.equal(backend.logins, 1, "the login reached the handler once, body intact");
+  const logins = backend.requests.filter((r) => r.path.startsWith("/api/login"));
+  assert.deepEqual(
+    logins.map((r) => [r.method, r.path, JSON.parse(r.body).username]),
+    [
+      ["POST", "/api/login/", "demo"],
+      ["POST", "/api/login", "demo"],
+      ["POST", "/api/login/", "demo"],
+    ],
+  );
+});
