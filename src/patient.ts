@@ -33,56 +33,44 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
   const from = patient.status.id;
   let stage: Stage = "vitals";
   let to: number | null = null;
-  const result = (fields: Partial<PatientResult>): PatientResult => ({
-    pid,
-    outcome: "failed",
-    from,
-    to,
-    stage: null,
-    reason: null,
-    detail: null,
-    ...fields,
+  const step = (fields: Partial<PatientResult>, extra?: Partial<PatientStep>): PatientStep => ({
+    result: {
+      pid,
+      outcome: "failed",
+      from,
+      to,
+      stage: null,
+      reason: null,
+      detail: null,
+      ...fields,
+    },
+    unavailable: false,
+    ...extra,
   });
   try {
     const vitals = await ctx.backend.fetchVitals(pid, VITALS_NEEDED);
     if (vitals.length < VITALS_NEEDED) {
-      return {
-        result: result({ outcome: "skipped", stage, reason: "insufficient_vitals" }),
-        unavailable: false,
-      };
+      return step({ outcome: "skipped", stage, reason: "insufficient_vitals" });
     }
     stage = "predict";
     to = await ctx.ml.predict(vitals);
-    if (to === from) return { result: result({ outcome: "unchanged", to }), unavailable: false };
-    if (ctx.dryRun) return { result: result({ outcome: "would_update", to }), unavailable: false };
+    if (to === from) return step({ outcome: "unchanged" });
+    if (ctx.dryRun) return step({ outcome: "would_update" });
     stage = "update";
     if (ctx.signal?.aborted) {
-      return {
-        result: result({
-          outcome: "interrupted",
-          to,
-          stage,
-          reason: "aborted",
-          detail: "write not sent",
-        }),
-        unavailable: false,
-      };
+      return step({ outcome: "interrupted", stage, reason: "aborted", detail: "write not sent" });
     }
     await ctx.backend.updateStatus(pid, to);
-    return { result: result({ outcome: "updated", to }), unavailable: false };
+    return step({ outcome: "updated" });
   } catch (error) {
     if (error instanceof AuthError) {
-      return {
-        result: result({ stage, reason: "auth", detail: error.message }),
-        fatal: error,
-        unavailable: false,
-      };
+      return step({ stage, reason: "auth", detail: error.message }, { fatal: error });
     }
     if (!(error instanceof RequestFailure)) throw error;
     const outcome = error.reason === "aborted" ? "interrupted" : "failed";
-    return {
-      result: result({ outcome, stage, reason: error.reason, detail: error.message }),
-      unavailable: error.unavailable,
-    };
+    return step(
+      { outcome, stage, reason: error.reason, detail: error.message },
+      { unavailable: error.unavailable },
+    );
   }
 }

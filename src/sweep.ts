@@ -11,7 +11,10 @@ import { createMl, type MlClient } from "./ml.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
 import type { Patient } from "./schemas.ts";
-import { selectPatients } from "./select.ts";
+import { type Selection, selectPatients } from "./select.ts";
+
+/** Rounds of `concurrency` patients handed to p-limit at once. */
+const WINDOW_ROUNDS = 64;
 
 /** Everything a sweep needs to know; the CLI builds it from flags and environment. */
 export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
@@ -76,29 +79,30 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   try {
     const backend = createBackend({ ...config, baseUrl: config.patientServer, signal });
     const ml = createMl({ ...config, baseUrl: config.mlServer, signal });
-    const list = await prepare(backend, ml, options);
-    const { selected, rejected } = selectPatients(list, config.patients);
+    const { selected, rejected } = await prepare(backend, ml, config, options);
     options.onStart?.(selected.length + rejected.length);
     for (const r of rejected) report(r);
 
     const limit = pLimit(config.concurrency);
     let downInARow = 0;
     let failures = 0;
-    await Promise.all(
-      selected.map((patient) =>
-        limit(async () => {
-          if (halt || signal?.aborted || stop?.aborted || deadlineHit) {
-            deadlineStopped ||= deadlineHit !== undefined;
-            return report(notStarted(patient));
-          }
-          const step = await sweepPatient(patient, { backend, ml, dryRun: config.dryRun, signal });
-          report(step.result);
-          downInARow = step.unavailable ? downInARow + 1 : 0;
-          if (step.result.outcome === "failed") failures++;
-          halt ??= step.fatal ?? threshold(config, downInARow, failures);
-        }),
-      ),
-    );
+    const handle = async (patient: Patient) => {
+      if (halt || signal?.aborted || stop?.aborted || deadlineHit) {
+        deadlineStopped ||= deadlineHit !== undefined;
+        return report(notStarted(patient));
+      }
+      const step = await sweepPatient(patient, { backend, ml, dryRun: config.dryRun, signal });
+      report(step.result);
+      downInARow = step.unavailable ? downInARow + 1 : 0;
+      if (step.result.outcome === "failed") failures++;
+      halt ??= step.fatal ?? threshold(config, downInARow, failures);
+    };
+    // Patients reach p-limit a window at a time: 100,000 queued tasks would cost ~90 MB of heap.
+    // A window is many rounds long, so waiting for its slowest patient costs little.
+    const window = Math.max(WINDOW_ROUNDS * config.concurrency, 256);
+    for (let start = 0; start < selected.length; start += window) {
+      await limit.map(selected.slice(start, start + window), handle);
+    }
   } catch (caught) {
     if (!(caught instanceof SchedulerError)) throw caught;
     error = caught;
@@ -159,8 +163,16 @@ function interruption(signal: AbortSignal | undefined): SchedulerError | undefin
     : new SchedulerError("sigterm", "Stopped by the caller.");
 }
 
-/** Everything before the first patient: a failure here ends the run with exit 4 or 5. */
-async function prepare(backend: BackendClient, ml: MlClient, options: SweepOptions) {
+/**
+ * Everything before the first patient: a failure here ends the run with exit 4 or 5. Selecting
+ * here lets the raw list (names included) be collected before the sweep starts.
+ */
+async function prepare(
+  backend: BackendClient,
+  ml: MlClient,
+  config: SweepConfig,
+  options: SweepOptions,
+): Promise<Selection> {
   await backend.authenticate().catch((e) => upstream(e, "Login"));
   const health = await ml.check().catch((e) => upstream(e, "ML server check"));
   if (health === "predict_probe") {
@@ -168,7 +180,10 @@ async function prepare(backend: BackendClient, ml: MlClient, options: SweepOptio
       "ML server: GET /health did not answer true (a proxy in front?); POST /predict answered, so it is up.",
     );
   }
-  return backend.fetchAllPatients().catch((e) => upstream(e, "Fetching the patient list"));
+  const list = await backend
+    .fetchAllPatients()
+    .catch((e) => upstream(e, "Fetching the patient list"));
+  return selectPatients(list, config.patients);
 }
 
 function notStarted(patient: Patient): PatientResult {
