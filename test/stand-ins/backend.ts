@@ -1,20 +1,20 @@
 // Stand-in for the FastAPI patient backend, quirks included (see /work/shared/contract.md).
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { demoPatients } from "./seed.ts";
-import type { RecordedRequest, Route, StandIn } from "./server.ts";
 import {
   dispatch,
   missing,
   notInt,
   parseBody,
-  prng,
-  StandInServer,
+  type Route,
   send,
   sendInternalError,
   sendJson,
   toInt,
-} from "./server.ts";
+} from "./fastapi.ts";
+import { demoPatients } from "./seed.ts";
+import type { RecordedRequest, StandIn } from "./server.ts";
+import { prng, StandInServer } from "./server.ts";
 
 export interface Vital {
   heart_rate: number;

@@ -1,18 +1,19 @@
 // Stand-in for the ML server: GET /health and POST /predict (see /work/shared/contract.md).
 import type { ServerResponse } from "node:http";
 import type { Vital } from "./backend.ts";
-import type { RecordedRequest, Route, StandIn } from "./server.ts";
 import {
   dispatch,
   HTML_PAGE,
   missing,
   notInt,
   parseBody,
-  StandInServer,
+  type Route,
   send,
   sendJson,
   toInt,
-} from "./server.ts";
+} from "./fastapi.ts";
+import type { RecordedRequest, StandIn } from "./server.ts";
+import { StandInServer } from "./server.ts";
 
 export interface MlOptions {
   /** "html": /health (and every path but /predict) answers the web app's page with 200, like the production nginx */
