@@ -1,0 +1,47 @@
+/**
+ * What can be proved here about the Dockerfile and the crontab without Docker or cron: the fields
+ * that make them safe to run.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { EXIT_CODES } from "../src/errors.ts";
+
+const read = (name: string) => readFileSync(new URL(`../${name}`, import.meta.url), "utf8");
+
+test("the Dockerfile builds in a stage of its own and runs production dependencies as node, directly", () => {
+  const docker = read("Dockerfile");
+  const stages = docker.match(/^FROM .*$/gm) ?? [];
+  assert.equal(stages.length, 2, "multi-stage");
+  for (const from of stages) assert.match(from, /^FROM node:24-slim\b/);
+  const runtime = docker.slice(docker.lastIndexOf("\nFROM "));
+  assert.match(runtime, /^RUN npm ci --omit=dev\b/m);
+  assert.match(runtime, /^ENV NODE_ENV=production$/m);
+  assert.match(runtime, /^USER node$/m);
+  assert.match(runtime, /^COPY --from=build \/src\/dist \.\/dist$/m);
+  assert.doesNotMatch(runtime, /^COPY (\.\/)?src\b/m, "no sources in the runtime image");
+  const entrypoint = JSON.parse(runtime.match(/^ENTRYPOINT (.*)$/m)?.[1] ?? "null");
+  assert.deepEqual(
+    entrypoint,
+    ["node", "--", "/app/bin/ml-scheduler.js"],
+    "node directly, never npm",
+  );
+});
+
+test("crontab.example runs one locked sweep with an env file and lists every exit code", () => {
+  const cron = read("crontab.example");
+  const entries = cron.split("\n").filter((l) => /^[*\d]/.test(l));
+  assert.equal(entries.length, 1);
+  const entry = entries[0] as string;
+  assert.match(entry, /^\*\/\d+ \* \* \* \* ml-scheduler /);
+  assert.match(entry, /--env-file \S+/);
+  assert.match(entry, /--lock \S+/);
+  assert.match(cron, /^TZ=\S+$/m);
+  assert.match(cron, /^MAILTO=\S+$/m);
+  const comments = cron
+    .split("\n")
+    .filter((l) => l.startsWith("#"))
+    .join("\n");
+  for (const { code } of EXIT_CODES)
+    assert.match(comments, new RegExp(`\\b${code}\\b`), `exit ${code}`);
+});
