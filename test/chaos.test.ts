@@ -29,7 +29,8 @@ const refusedWrite = (pid: number) => pid % 89 === 0;
 const config = (env: Record<string, string>) =>
   sweepConfig(env, {
     concurrency: 32,
-    requestTimeoutMs: 250,
+    // Long enough that only injected stalls time out, even on a loaded machine.
+    requestTimeoutMs: 2_000,
     retries: 5,
     maxRetryAfterMs: 1_000,
     breaker: 50,
