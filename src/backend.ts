@@ -3,7 +3,7 @@
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
 import type { Got } from "got";
-import { AuthError, UpstreamError } from "./errors.ts";
+import { AuthError } from "./errors.ts";
 import {
   type Answer,
   createClient,
@@ -172,12 +172,4 @@ function forbidden(answer: Answer): AuthError {
 function newestFirst(vitals: Vital[]): Vital[] {
   if (!vitals.every((v) => v.timestamp !== undefined)) return vitals;
   return vitals.toSorted((a, b) => Date.parse(b.timestamp ?? "") - Date.parse(a.timestamp ?? ""));
-}
-
-/** Turns a failure before the first patient into the run's exit 4 or 5. */
-export function upstream(error: unknown, what: string): never {
-  if (error instanceof RequestFailure) {
-    throw new UpstreamError(`${what} failed: ${error.message}`, { cause: error });
-  }
-  throw error;
 }

@@ -5,24 +5,17 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CLI_OPTIONS } from "./cli-options.ts";
+import type { ConfigFlags } from "./config.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { EXIT, EXIT_CODES, type ExitCode, SchedulerError } from "./errors.ts";
 import type { Lock } from "./lock.ts";
 import { buildReport, formatHuman, formatJson } from "./report.ts";
 
-interface CliFlags {
-  patient?: number[];
-  dryRun?: boolean;
-  concurrency?: number;
+/** Commander's parsed options: the config flags plus those only the CLI acts on. */
+interface CliFlags extends ConfigFlags {
   json?: boolean;
   verbose?: boolean;
   quiet?: boolean;
-  envFile?: string;
-  requestTimeout?: number;
-  retries?: number;
-  breaker?: number;
-  maxFailures?: number;
-  deadline?: number;
   grace?: number;
   lock?: string;
 }

@@ -15,7 +15,6 @@ export interface Output {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
-  debug(message: string): void;
   /** The patient list is known. */
   start(total: number): void;
   patientDone(result: PatientResult): void;
@@ -62,7 +61,6 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
     info: say((m) => logger.info(m)),
     warn: say((m) => logger.warn(m)),
     error: say((m) => logger.error(m)),
-    debug: say((m) => logger.debug(m)),
     start(count) {
       total = count;
       started = Date.now();

@@ -4,9 +4,9 @@
  * Never reads the environment, never prints, never exits: progress leaves through callbacks.
  */
 import pLimit from "p-limit";
-import { type BackendClient, type Credentials, createBackend, upstream } from "./backend.ts";
-import { EXIT, pickExitCode, SchedulerError } from "./errors.ts";
-import type { ServiceSettings } from "./http.ts";
+import { type BackendClient, type Credentials, createBackend } from "./backend.ts";
+import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "./errors.ts";
+import { RequestFailure, type ServiceSettings } from "./http.ts";
 import { createMl, type MlClient } from "./ml.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
@@ -184,6 +184,14 @@ async function prepare(
     .fetchAllPatients()
     .catch((e) => upstream(e, "Fetching the patient list"));
   return selectPatients(list, config.patients);
+}
+
+/** A request that failed before the first patient ends the run with exit 5. */
+function upstream(error: unknown, what: string): never {
+  if (error instanceof RequestFailure) {
+    throw new UpstreamError(`${what} failed: ${error.message}`, { cause: error });
+  }
+  throw error;
 }
 
 function notStarted(patient: Patient): PatientResult {
