@@ -98,6 +98,10 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     return;
   }
 
+  /** Error codes already logged, so the end of the run does not repeat them. */
+  const announced = new Set<string>();
+  const say = (code: string) => (code === "auth" || code === "upstream" ? out.error : out.warn);
+
   const stop = new AbortController();
   const abort = new AbortController();
   const graceSeconds = flags.grace ?? DEFAULTS.graceSeconds;
@@ -108,7 +112,12 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       abort.abort(stop.signal.reason);
       return;
     }
-    stop.abort(new SchedulerError(name === "SIGINT" ? "sigint" : "sigterm", `Stopped by ${name}.`));
+    const reason = new SchedulerError(
+      name === "SIGINT" ? "sigint" : "sigterm",
+      `Stopped by ${name}.`,
+    );
+    announced.add(reason.code);
+    stop.abort(reason);
     out.warn(`${name}: no new patient starts; in-flight patients get ${graceSeconds}s to finish.`);
     graceTimer = setTimeout(() => abort.abort(stop.signal.reason), graceSeconds * 1000);
     graceTimer.unref();
@@ -123,9 +132,15 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       onStart: (total) => out.start(total),
       onPatientDone: (result) => out.patientDone(result),
       onInfo: (message) => out.info(message),
+      onStop: (reason) => {
+        announced.add(reason.code);
+        say(reason.code)(reason.message);
+      },
     });
     out.finish();
-    if (report.error) out.error(report.error.message);
+    // Whatever ended the run and was not said when it happened is said now.
+    if (report.error && !announced.has(report.error.code))
+      say(report.error.code)(report.error.message);
     process.stdout.write(json ? formatJson(report) : formatHuman(report));
     process.exitCode = report.exitCode;
   } finally {

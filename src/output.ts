@@ -2,7 +2,7 @@
  * What the CLI says on stderr: log lines through consola and, on a terminal, a live progress line.
  * stdout is left to the report alone.
  */
-import { createConsola } from "consola";
+import { createConsola } from "consola/basic";
 import type { PatientResult } from "./report.ts";
 
 export interface OutputOptions {
@@ -27,7 +27,8 @@ const REDRAW_MS = 100;
 
 export function createOutput({ verbose, quiet, stream }: OutputOptions): Output {
   const logger = createConsola({
-    // consola writes info to stdout by default: the report owns stdout.
+    // One line per message (the basic reporter), all on stderr: the report owns stdout.
+    fancy: false,
     stdout: stream,
     stderr: stream,
     level: quiet ? 1 : verbose ? 4 : 3,

@@ -45,6 +45,8 @@ export interface SweepOptions {
   onPatientDone?: ((result: PatientResult) => void) | undefined;
   /** A fact worth an info line (never carries patient data). */
   onInfo?: ((message: string) => void) | undefined;
+  /** No further patient starts, for this reason (deadline, breaker, --max-failures, a 401/403). */
+  onStop?: ((reason: SchedulerError) => void) | undefined;
 }
 
 /** Runs one sweep and reports it; expected failures end up in the report, never thrown. */
@@ -67,7 +69,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
             "deadline",
             `Deadline of ${config.deadlineSeconds}s reached: no new patient starts; in-flight patients finish.`,
           );
-          options.onInfo?.(deadlineHit.message);
+          options.onStop?.(deadlineHit);
         }, config.deadlineSeconds * 1000);
   deadline?.unref();
 
@@ -95,7 +97,11 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
       report(step.result);
       downInARow = step.unavailable ? downInARow + 1 : 0;
       if (step.result.outcome === "failed") failures++;
-      halt ??= step.fatal ?? threshold(config, downInARow, failures);
+      const cause = halt ? undefined : (step.fatal ?? threshold(config, downInARow, failures));
+      if (cause) {
+        halt = cause;
+        options.onStop?.(cause);
+      }
     };
     // Patients reach p-limit a window at a time: 100,000 queued tasks would cost ~90 MB of heap.
     // A window is many rounds long, so waiting for its slowest patient costs little.

@@ -130,6 +130,9 @@ test("a failing patient is reported with its stage and reason, the rest go on, e
   assert.equal(report.counts.updated, 3);
   assert.ok(!backend.writes.some((w) => w.pid === 2));
   assert.match(res.stderr, /pid 2 failed at vitals: http_500/);
+  const lines = res.stderr.trim().split("\n");
+  for (const line of lines)
+    assert.match(line, /^\[(info|warn)\] \S/, "one line per message, level first");
 });
 
 test("usage errors exit 2 with one line", async () => {

@@ -199,6 +199,11 @@ test("the breaker through the bin: a service down mid-sweep stops the sweep with
     report.patients.find((p: { outcome: string }) => p.outcome === "failed").reason,
     "unreachable",
   );
+  assert.equal(report.error.code, "aborted");
+  assert.equal(
+    res.stderr.match(/\[warn\] 3 patients in a row failed because a service is down/g)?.length,
+    1,
+  );
   assert.equal(backend.writes.length, 0);
 });
 
