@@ -36,8 +36,6 @@ export interface Credentials {
 export interface BackendOptions extends ServiceSettings {
   credentials: Credentials;
   signal?: AbortSignal | undefined;
-  /** Called after each login attempt (for logging; never gets the token). */
-  onLogin?: (() => void) | undefined;
 }
 
 export interface BackendClient {
@@ -63,12 +61,7 @@ export function createBackend(options: BackendOptions): BackendClient {
         "The backend rejected BACKEND_TOKEN and no credentials are set: set BACKEND_USERNAME and BACKEND_PASSWORD, or a fresh token.",
       );
     }
-    let answer: Answer;
-    try {
-      answer = await call("api/login/", { method: "POST", json: { username, password } });
-    } finally {
-      options.onLogin?.();
-    }
+    const answer = await call("api/login/", { method: "POST", json: { username, password } });
     if (answer.status === 401 || answer.status === 404) {
       const what = answer.status === 401 ? "refused the password" : "does not know the username";
       const from = credentials.usernameSource
@@ -97,10 +90,10 @@ export function createBackend(options: BackendOptions): BackendClient {
   /** A bearer request; a 401 means expiry: one shared re-login, then the request once more. */
   async function authed(path: string, init: SendOptions = {}): Promise<Answer> {
     const sent = token;
-    let answer = await call(path, { ...init, headers: { authorization: `Bearer ${sent}` } });
+    let answer = await call(path, { ...init, headers: bearer(sent) });
     if (answer.status === 401) {
       const fresh = await relogin(sent);
-      answer = await call(path, { ...init, headers: { authorization: `Bearer ${fresh}` } });
+      answer = await call(path, { ...init, headers: bearer(fresh) });
       if (answer.status === 401) {
         throw new AuthError(
           `${answer.route}: the backend rejected a token it had just issued (HTTP 401). Check the backend's clock and signing key.`,
@@ -114,9 +107,7 @@ export function createBackend(options: BackendOptions): BackendClient {
   return {
     async authenticate() {
       if (token !== undefined) {
-        const answer = await call("api/validate/", {
-          headers: { authorization: `Bearer ${token}` },
-        });
+        const answer = await call("api/validate/", { headers: bearer(token) });
         if (answer.status === 403) throw forbidden(answer);
         if (answer.status !== 401) {
           parseBody(expectOk(answer), ValidateResponse);
@@ -160,6 +151,10 @@ export function createBackend(options: BackendOptions): BackendClient {
       return updated;
     },
   };
+}
+
+function bearer(token: string | undefined): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
 }
 
 function forbidden(answer: Answer): AuthError {

@@ -2,7 +2,14 @@
  * The HTTP layer shared by both service clients: one got instance per service with its base URL,
  * timeout, retry policy and body-size limit, and one error type for every way a request can fail.
  */
-import got, { type Got, HTTPError, type Method, RequestError } from "got";
+import got, {
+  AbortError,
+  type Got,
+  MaxRedirectsError,
+  type Method,
+  RequestError,
+  TimeoutError,
+} from "got";
 import type { z } from "zod";
 import { describeIssues } from "./schemas.ts";
 
@@ -123,35 +130,20 @@ export async function send(client: Got, path: string, options: SendOptions = {})
   }
 }
 
+/**
+ * A request that got rejected. With `throwHttpErrors: false` every HTTP answer resolves (after its
+ * retries), so what rejects is a timeout, an abort, a redirect loop or a network failure.
+ */
 function toFailure(error: unknown, route: string): RequestFailure {
   // got wraps every failure of the request itself; anything else is a bug and must surface.
   if (!(error instanceof RequestError)) throw error;
-  if (error.name === "TimeoutError") {
-    return new RequestFailure("timeout", `${route}: timed out`, undefined, { cause: error });
-  }
-  if (error.name === "AbortError" || error.name === "CancelError") {
-    return new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error });
-  }
-  if (error.name === "MaxRedirectsError") {
-    return new RequestFailure("invalid_response", `${route}: too many redirects`, undefined, {
-      cause: error,
-    });
-  }
-  if (error instanceof HTTPError) {
-    const status = error.response.statusCode;
-    return new RequestFailure(`http_${status}`, `${route}: HTTP ${status}`, status, {
-      cause: error,
-    });
-  }
+  const fail = (reason: string, detail: string) =>
+    new RequestFailure(reason, `${route}: ${detail}`, undefined, { cause: error });
+  if (error instanceof TimeoutError) return fail("timeout", "timed out");
+  if (error instanceof AbortError) return fail("aborted", "aborted");
+  if (error instanceof MaxRedirectsError) return fail("invalid_response", "too many redirects");
   // Refused, reset, unresolvable, or a body that broke off: the service is not answering.
-  return new RequestFailure(
-    "unreachable",
-    `${route}: ${error.code ?? "network error"}`,
-    undefined,
-    {
-      cause: error,
-    },
-  );
+  return fail("unreachable", error.code ?? "network error");
 }
 
 /** Fails with `http_<status>` unless the answer is 2xx. */
