@@ -53,10 +53,11 @@ const serviceUrl = (what: string) =>
 const EnvSchema = z.object({
   PATIENT_SERVER: serviceUrl("backend"),
   ML_SERVER: serviceUrl("ML server"),
-  CONCURRENCY: z.coerce
-    .number({ error: "must be a positive integer" })
-    .int({ error: "must be a positive integer" })
-    .positive({ error: "must be a positive integer" })
+  // The same rule as the --concurrency flag's parser.
+  CONCURRENCY: z
+    .string()
+    .regex(/^[1-9]\d*$/, "must be a positive integer")
+    .transform(Number)
     .optional(),
 });
 

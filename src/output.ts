@@ -58,9 +58,12 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
     fn(message);
   };
 
+  const warn = say((m) => logger.warn(m));
+  const debug = say((m) => logger.debug(m));
+
   return {
     info: say((m) => logger.info(m)),
-    warn: say((m) => logger.warn(m)),
+    warn,
     error: say((m) => logger.error(m)),
     start(count) {
       total = count;
@@ -72,13 +75,10 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
       const where = result.pid === null ? "a record without a pid" : `pid ${result.pid}`;
       if (result.outcome === "failed") {
         failed++;
-        clear();
-        logger.warn(`${where} failed at ${result.stage}: ${result.reason}`);
+        warn(`${where} failed at ${result.stage}: ${result.reason}`);
       } else if (verbose) {
-        clear();
-        logger.debug(
-          `${where}: ${result.outcome}${result.to !== null ? ` (${result.from} -> ${result.to})` : ""}`,
-        );
+        const change = result.to !== null ? ` (${result.from} -> ${result.to})` : "";
+        debug(`${where}: ${result.outcome}${change}`);
       }
       if (live && (done === total || Date.now() - drawnAt >= REDRAW_MS)) draw();
     },
