@@ -7,7 +7,9 @@ import got, {
   type Got,
   MaxRedirectsError,
   type Method,
+  type PlainResponse,
   RequestError,
+  type Response,
   TimeoutError,
 } from "got";
 import type { z } from "zod";
@@ -34,7 +36,10 @@ export interface ServiceSettings {
 /** Why one request failed, as a report's stable reason code and a one-line detail. */
 export class RequestFailure extends Error {
   override name = "RequestFailure";
-  /** snake_case: `timeout`, `unreachable`, `http_500`, `invalid_response`, `body_too_large`, `aborted`. */
+  /**
+   * snake_case: `timeout`, `unreachable`, `http_500`, `invalid_response`, `body_too_large`,
+   * `redirect_refused`, `aborted`.
+   */
   readonly reason: string;
   /** HTTP status when the service answered. */
   readonly status: number | undefined;
@@ -79,6 +84,7 @@ export function createClient(settings: ServiceSettings): Got {
     throwHttpErrors: false,
     responseType: "text",
     maxRedirects: 3,
+    followRedirect: sameOriginRedirect(new URL(settings.baseUrl).origin),
     retry: {
       limit: settings.retries,
       // predict is pure and updateStatus sets a value: both are safe to repeat (contract.md).
@@ -118,9 +124,9 @@ export async function send(client: Got, path: string, options: SendOptions = {})
       controller.abort();
     }
   });
+  let response: Response<string>;
   try {
-    const response = await request;
-    return { status: response.statusCode, body: response.body, route };
+    response = await request;
   } catch (error) {
     if (tooLarge)
       throw new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`);
@@ -128,6 +134,39 @@ export async function send(client: Got, path: string, options: SendOptions = {})
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
+  const location = response.headers.location;
+  // A 3xx that comes back as an answer is one the redirect rule refused to follow.
+  if (location !== undefined && response.statusCode >= 300 && response.statusCode < 400) {
+    const origin = redirectTarget(location, response.url)?.origin ?? "an unparsable location";
+    throw new RequestFailure(
+      "redirect_refused",
+      `${route}: HTTP ${response.statusCode} redirect to ${origin} refused (only the same origin and method are followed); fix the service's base URL`,
+      response.statusCode,
+    );
+  }
+  return { status: response.statusCode, body: response.body, route };
+}
+
+/**
+ * got's redirect rule: follow only to the service's own origin (scheme, host and port) and only
+ * when the method stays: 307/308 on any method, any 3xx on a GET. got would forward a 307's body
+ * (the password) to any host and turn a 303 or a POST's 301/302 into a GET. Refused redirects
+ * resolve as the 3xx answer itself, which `send` turns into `redirect_refused`, never retried.
+ */
+function sameOriginRedirect(origin: string) {
+  return (response: PlainResponse): boolean => {
+    const location = response.headers.location;
+    if (location === undefined || redirectTarget(location, response.url)?.origin !== origin) {
+      return false;
+    }
+    const { statusCode } = response;
+    return statusCode === 307 || statusCode === 308 || response.request.options.method === "GET";
+  };
+}
+
+/** Where a Location points, resolved the way got resolves it (the header's bytes read as UTF-8). */
+function redirectTarget(location: string, from: string): URL | null {
+  return URL.parse(Buffer.from(location, "binary").toString(), from);
 }
 
 /**
