@@ -25,6 +25,7 @@ export interface ConfigFlags {
   breaker?: number | undefined;
   maxFailures?: number | undefined;
   deadline?: number | undefined;
+  grace?: number | undefined;
 }
 
 export interface ConfigInput {
@@ -94,6 +95,7 @@ export function resolveConfig({ flags, env, cwd }: ConfigInput): SweepConfig {
     breaker: flags.breaker ?? DEFAULTS.breaker,
     maxFailures: flags.maxFailures,
     deadlineSeconds: flags.deadline,
+    graceSeconds: flags.grace ?? DEFAULTS.graceSeconds,
   };
 }
 

@@ -48,11 +48,16 @@ export class RequestFailure extends Error {
     this.reason = reason;
     this.status = status;
   }
-  /** Whether the service itself looked down (as opposed to answering something wrong). */
+  /**
+   * Whether the service itself looked down or overloaded (as opposed to answering something
+   * wrong): no answer, or 408, 429 or 5xx after the retries.
+   */
   get unavailable(): boolean {
     return (
       this.reason === "timeout" ||
       this.reason === "unreachable" ||
+      this.status === 408 ||
+      this.status === 429 ||
       (this.status !== undefined && this.status >= 500)
     );
   }
@@ -130,6 +135,10 @@ export async function send(client: Got, path: string, options: SendOptions = {})
   } catch (error) {
     if (tooLarge)
       throw new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`);
+    // Whatever the caller aborted with (a TimeoutError included), the request was cut off by it.
+    if (options.signal?.aborted && error instanceof RequestError) {
+      throw new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error });
+    }
     throw toFailure(error, route);
   } finally {
     options.signal?.removeEventListener("abort", onAbort);

@@ -33,6 +33,8 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
   maxFailures?: number | undefined;
   /** Seconds from the start after which no new patient starts. */
   deadlineSeconds?: number | undefined;
+  /** After a stop (signal, deadline), seconds in-flight patients get before they are aborted. */
+  graceSeconds: number;
 }
 
 export interface SweepOptions {

@@ -311,3 +311,18 @@ test("a same-origin 307 is followed with method and body kept; a base URL may en
     ],
   );
 });
+
+test("an abort with any reason, a TimeoutError included, reports in-flight patients interrupted", async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold(vitalsOf(2));
+  const controller = new AbortController();
+  const sweep = runSweep(sweepConfig(env, { patients: [2] }), { signal: controller.signal });
+  await hold.waitFor();
+  controller.abort(new DOMException("The operation timed out.", "TimeoutError"));
+  const report = await sweep;
+  hold.release();
+  assert.deepEqual(
+    [byPid(report.patients, 2)?.outcome, byPid(report.patients, 2)?.reason],
+    ["interrupted", "aborted"],
+  );
+});

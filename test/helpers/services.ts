@@ -66,6 +66,7 @@ export function sweepConfig(
     retryDelayMs: 1,
     maxRetryAfterMs: 2_000,
     breaker: 10,
+    graceSeconds: 10,
     ...overrides,
   };
 }
