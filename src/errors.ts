@@ -14,7 +14,11 @@ export const EXIT_CODES = [
   { code: 2, name: "usage", meaning: "usage error (unknown flag, bad flag value)" },
   { code: 3, name: "config", meaning: "configuration error (environment, env file, secret files)" },
   { code: 4, name: "auth", meaning: "authentication: login refused, token rejected, or any 403" },
-  { code: 5, name: "upstream", meaning: "upstream unavailable before the first patient started" },
+  {
+    code: 5,
+    name: "upstream",
+    meaning: "a service the whole sweep needs failed: before the first patient, or at a re-login",
+  },
   {
     code: 6,
     name: "aborted",
@@ -22,6 +26,17 @@ export const EXIT_CODES = [
   },
   { code: 7, name: "locked", meaning: "another run holds the lock; this run did nothing" },
   { code: 8, name: "deadline", meaning: "deadline reached; the sweep stopped early" },
+  {
+    code: 70,
+    name: "internal",
+    meaning: "internal error (a bug): report it; --verbose shows the stack",
+  },
+  {
+    code: 74,
+    name: "io",
+    meaning: "the report could not be written (stdout closed or full); the sweep ran",
+  },
+  { code: 129, name: "sighup", meaning: "interrupted by SIGHUP (e.g. a closed SSH session)" },
   { code: 130, name: "sigint", meaning: "interrupted by SIGINT" },
   { code: 143, name: "sigterm", meaning: "interrupted by SIGTERM" },
 ] as const satisfies ReadonlyArray<{ code: number; name: string; meaning: string }>;
@@ -35,7 +50,7 @@ export const EXIT = Object.fromEntries(EXIT_CODES.map((e) => [e.name, e.code])) 
 };
 
 /** When several codes apply, the first of this list wins. */
-const PRECEDENCE: readonly ExitCode[] = [130, 143, 7, 2, 3, 4, 5, 6, 8, 1, 0];
+const PRECEDENCE: readonly ExitCode[] = [129, 130, 143, 70, 7, 2, 3, 4, 5, 6, 8, 74, 1, 0];
 
 /** The exit code that wins among several that apply (an empty list is a clean sweep). */
 export function pickExitCode(codes: readonly ExitCode[]): ExitCode {

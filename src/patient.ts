@@ -20,12 +20,26 @@ export interface PatientContext {
   signal?: AbortSignal | undefined;
 }
 
+/** The two services a patient's step talks to. */
+export type Service = "backend" | "ml";
+
+/** Which service each stage talks to. */
+const SERVICE_OF: Record<Stage, Service | undefined> = {
+  select: undefined,
+  vitals: "backend",
+  predict: "ml",
+  update: "backend",
+};
+
 export interface PatientStep {
   result: PatientResult;
   /** Set when the failure means no further patient may start (exit 4). */
   fatal?: AuthError | undefined;
-  /** The failure says a service is down (counts toward the breaker). */
-  unavailable: boolean;
+  /**
+   * What this patient showed of each service it reached: `up` when it answered (anything but
+   * 408, 429 or 5xx), `down` when its last request found it unavailable. Feeds the breaker.
+   */
+  verdicts: Partial<Record<Service, "up" | "down">>;
 }
 
 export async function sweepPatient(patient: Patient, ctx: PatientContext): Promise<PatientStep> {
@@ -33,6 +47,7 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
   const from = patient.status.id;
   let stage: Stage = "vitals";
   let to: number | null = null;
+  const verdicts: PatientStep["verdicts"] = {};
   const step = (fields: Partial<PatientResult>, extra?: Partial<PatientStep>): PatientStep => ({
     result: {
       pid,
@@ -44,16 +59,18 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
       detail: null,
       ...fields,
     },
-    unavailable: false,
+    verdicts,
     ...extra,
   });
   try {
     const vitals = await ctx.backend.fetchVitals(pid, VITALS_NEEDED);
+    verdicts.backend = "up";
     if (vitals.length < VITALS_NEEDED) {
       return step({ outcome: "skipped", stage, reason: "insufficient_vitals" });
     }
     stage = "predict";
     to = await ctx.ml.predict(vitals);
+    verdicts.ml = "up";
     if (to === from) return step({ outcome: "unchanged" });
     if (ctx.dryRun) return step({ outcome: "would_update" });
     stage = "update";
@@ -68,9 +85,10 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
     }
     if (!(error instanceof RequestFailure)) throw error;
     const outcome = error.reason === "aborted" ? "interrupted" : "failed";
-    return step(
-      { outcome, stage, reason: error.reason, detail: error.message },
-      { unavailable: error.unavailable },
-    );
+    const service = SERVICE_OF[stage];
+    if (service !== undefined && outcome === "failed") {
+      verdicts[service] = error.unavailable ? "down" : "up";
+    }
+    return step({ outcome, stage, reason: error.reason, detail: error.message });
   }
 }

@@ -12,6 +12,7 @@ import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
 import type { Patient } from "./schemas.ts";
 import { type Selection, selectPatients } from "./select.ts";
+import { createStops, createThresholds, type Stops } from "./stops.ts";
 
 /** Rounds of `concurrency` patients handed to p-limit at once. */
 const WINDOW_ROUNDS = 64;
@@ -40,69 +41,87 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
 export interface SweepOptions {
   /** Aborting it stops the sweep now: no new patient starts and in-flight requests are aborted. */
   signal?: AbortSignal | undefined;
-  /** Aborting it stops the sweep gracefully: no new patient starts, in-flight ones finish. */
+  /**
+   * Aborting it stops the sweep gracefully: no new patient starts, in-flight ones get
+   * `graceSeconds`, then their requests are aborted. A SchedulerError reason becomes the run's.
+   */
   stop?: AbortSignal | undefined;
   /** The list is known: `total` patients will be handled. */
   onStart?: ((total: number) => void) | undefined;
   onPatientDone?: ((result: PatientResult) => void) | undefined;
   /** A fact worth an info line (never carries patient data). */
   onInfo?: ((message: string) => void) | undefined;
-  /** No further patient starts, for this reason (deadline, breaker, --max-failures, a 401/403). */
+  /**
+   * No further patient starts, for this reason (a stop, the deadline, the breaker,
+   * --max-failures, a 401/403 or a failed re-login); said once, when it happens.
+   */
   onStop?: ((reason: SchedulerError) => void) | undefined;
 }
 
-/** Runs one sweep and reports it; expected failures end up in the report, never thrown. */
+/**
+ * Runs one sweep and reports it; expected failures end up in the report, never thrown. A bug (any
+ * exception that is not a SchedulerError) stops the sweep, aborts in-flight requests and rejects.
+ */
 export async function runSweep(config: SweepConfig, options: SweepOptions = {}): Promise<Report> {
   const startedAt = new Date();
-  const { signal, stop } = options;
   const results: PatientResult[] = [];
-  /** What ended the run before or outside the patients (exit 4 or 5). */
+  /** What ended the run before the patients (exit 4 or 5, or the stop that cut it short). */
   let error: SchedulerError | undefined;
-  /** What stopped patients from starting: the breaker, --max-failures or a 401/403 (exit 6 or 4). */
-  let halt: SchedulerError | undefined;
-  /** Set when the deadline passes; it matters only if it kept a patient from starting. */
-  let deadlineHit: SchedulerError | undefined;
-  let deadlineStopped = false;
-  const deadline =
-    config.deadlineSeconds === undefined
-      ? undefined
-      : setTimeout(() => {
-          deadlineHit = new SchedulerError(
-            "deadline",
-            `Deadline of ${config.deadlineSeconds}s reached: no new patient starts; in-flight patients finish.`,
-          );
-          options.onStop?.(deadlineHit);
-        }, config.deadlineSeconds * 1000);
-  deadline?.unref();
-
+  let bug: { error: unknown } | undefined;
+  /** Patients not yet started; before the list is known, the steps before them. */
+  let waiting = Number.POSITIVE_INFINITY;
+  let inFlight = 0;
+  let preparing = true;
+  const stops = createStops(config, {
+    signal: options.signal,
+    stop: options.stop,
+    waiting: () => waiting > 0,
+    busy: () => preparing || inFlight > 0,
+    onStop: (reason) => options.onStop?.(reason),
+  });
+  const fail = (caught: unknown) => {
+    bug ??= { error: caught };
+    stops.abortNow(caught);
+  };
   const report = (result: PatientResult) => {
+    if (bug) return; // the run rejects: nothing more is reported
     results.push(result);
     options.onPatientDone?.(result);
   };
 
   try {
+    const { signal } = stops;
     const backend = createBackend({ ...config, baseUrl: config.patientServer, signal });
     const ml = createMl({ ...config, baseUrl: config.mlServer, signal });
-    const { selected, rejected } = await prepare(backend, ml, config, options);
+    const { selected, rejected } = await prepare(backend, ml, config, options, stops);
+    preparing = false;
+    waiting = selected.length;
     options.onStart?.(selected.length + rejected.length);
     for (const r of rejected) report(r);
 
+    const thresholds = createThresholds(config);
     const limit = pLimit(config.concurrency);
-    let downInARow = 0;
-    let failures = 0;
     const handle = async (patient: Patient) => {
-      if (halt || signal?.aborted || stop?.aborted || deadlineHit) {
-        deadlineStopped ||= deadlineHit !== undefined;
-        return report(notStarted(patient));
-      }
-      const step = await sweepPatient(patient, { backend, ml, dryRun: config.dryRun, signal });
-      report(step.result);
-      downInARow = step.unavailable ? downInARow + 1 : 0;
-      if (step.result.outcome === "failed") failures++;
-      const cause = halt ? undefined : (step.fatal ?? threshold(config, downInARow, failures));
-      if (cause) {
-        halt = cause;
-        options.onStop?.(cause);
+      waiting--;
+      try {
+        if (stops.halted || bug) {
+          stops.keptWaiting();
+          return report(notStarted(patient));
+        }
+        inFlight++;
+        const step = await sweepPatient(patient, {
+          backend,
+          ml,
+          dryRun: config.dryRun,
+          signal,
+        }).finally(() => inFlight--);
+        report(step.result);
+        const cause =
+          step.fatal ?? thresholds.record(step.verdicts, step.result.outcome === "failed");
+        if (cause) stops.halt(cause);
+      } catch (caught) {
+        // A bug: stop starting patients and abort the others; runSweep rejects once they settle.
+        fail(caught);
       }
     };
     // Patients reach p-limit a window at a time: 100,000 queued tasks would cost ~90 MB of heap.
@@ -112,19 +131,15 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
       await limit.map(selected.slice(start, start + window), handle);
     }
   } catch (caught) {
-    if (!(caught instanceof SchedulerError)) throw caught;
-    error = caught;
+    if (caught instanceof SchedulerError && !bug) error = caught;
+    else fail(caught);
   } finally {
-    clearTimeout(deadline);
+    preparing = false;
+    stops.dispose();
   }
+  if (bug) throw bug.error;
 
-  const causes = [
-    interruption(signal),
-    interruption(stop),
-    error,
-    halt,
-    deadlineStopped ? deadlineHit : undefined,
-  ].filter((c) => c !== undefined);
+  const causes = [error, stops.cause].filter((c) => c !== undefined);
   const failed = results.some((r) => r.outcome === "failed" || r.outcome === "interrupted");
   const exitCode = pickExitCode([
     ...causes.map((c) => c.exitCode),
@@ -142,64 +157,44 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   });
 }
 
-/** The breaker and --max-failures: whether the failures so far mean no further patient starts. */
-function threshold(
-  config: SweepConfig,
-  downInARow: number,
-  failures: number,
-): SchedulerError | undefined {
-  if (downInARow >= config.breaker) {
-    return new SchedulerError(
-      "aborted",
-      `${downInARow} patients in a row failed because a service is down (--breaker ${config.breaker}); stopped starting patients.`,
-    );
-  }
-  if (config.maxFailures !== undefined && failures >= config.maxFailures) {
-    return new SchedulerError(
-      "aborted",
-      `${failures} patients failed (--max-failures ${config.maxFailures}); stopped starting patients.`,
-    );
-  }
-  return undefined;
-}
-
-/** Why a signal was aborted, as an error with an exit code (a caller's own reason counts as SIGTERM). */
-function interruption(signal: AbortSignal | undefined): SchedulerError | undefined {
-  if (!signal?.aborted) return undefined;
-  return signal.reason instanceof SchedulerError
-    ? signal.reason
-    : new SchedulerError("sigterm", "Stopped by the caller.");
-}
-
 /**
- * Everything before the first patient: a failure here ends the run with exit 4 or 5. Selecting
- * here lets the raw list (names included) be collected before the sweep starts.
+ * Everything before the first patient: a failure here ends the run with exit 4 or 5, and a stop
+ * here (a signal, the deadline) ends it before the patient list is fetched. Selecting here lets
+ * the raw list (names included) be collected before the sweep starts.
  */
 async function prepare(
   backend: BackendClient,
   ml: MlClient,
   config: SweepConfig,
   options: SweepOptions,
+  stops: Stops,
 ): Promise<Selection> {
-  await backend.authenticate().catch((e) => upstream(e, "Login"));
-  const health = await ml.check().catch((e) => upstream(e, "ML server check"));
+  /** A failed request: the stop that aborted it if any, else exit 5; anything else surfaces. */
+  const upstream = (what: string) => (error: unknown) => {
+    if (stops.halted && error instanceof RequestFailure && error.reason === "aborted") {
+      throw stops.halted;
+    }
+    if (error instanceof RequestFailure) {
+      throw new UpstreamError(`${what} failed: ${error.message}`, { cause: error });
+    }
+    throw error;
+  };
+  const unlessStopped = () => {
+    if (stops.halted) throw stops.halted;
+  };
+  unlessStopped();
+  await backend.authenticate().catch(upstream("Login"));
+  unlessStopped();
+  const health = await ml.check().catch(upstream("ML server check"));
   if (health === "predict_probe") {
     options.onInfo?.(
       "ML server: GET /health did not answer true (a proxy in front?); POST /predict answered, so it is up.",
     );
   }
-  const list = await backend
-    .fetchAllPatients()
-    .catch((e) => upstream(e, "Fetching the patient list"));
+  unlessStopped();
+  const list = await backend.fetchAllPatients().catch(upstream("Fetching the patient list"));
+  unlessStopped();
   return selectPatients(list, config.patients);
-}
-
-/** A request that failed before the first patient ends the run with exit 5. */
-function upstream(error: unknown, what: string): never {
-  if (error instanceof RequestFailure) {
-    throw new UpstreamError(`${what} failed: ${error.message}`, { cause: error });
-  }
-  throw error;
 }
 
 function notStarted(patient: Patient): PatientResult {

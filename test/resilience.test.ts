@@ -201,7 +201,8 @@ test("the breaker through the bin: a service down mid-sweep stops the sweep with
   );
   assert.equal(report.error.code, "aborted");
   assert.equal(
-    res.stderr.match(/\[warn\] 3 patients in a row failed because a service is down/g)?.length,
+    res.stderr.match(/\[warn\] 3 patients in a row failed because the backend is unavailable/g)
+      ?.length,
     1,
   );
   assert.equal(backend.writes.length, 0);

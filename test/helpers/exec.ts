@@ -21,6 +21,10 @@ export interface RunOptions {
   /** Called once the child is spawned, e.g. to signal it. */
   onSpawn?: (child: ChildProcess) => void;
   bin?: string;
+  /** Node's own options, before the script (e.g. `--import` of a fixture). */
+  nodeArgs?: string[];
+  /** stdout goes here instead of a pipe (e.g. a descriptor of /dev/full). */
+  stdout?: number;
 }
 
 /** Spawns `node bin/ml-scheduler.js ...args` and collects its output. */
@@ -29,18 +33,22 @@ export function run(args: string[], options: RunOptions = {}): Promise<RunResult
   for (const [k, v] of Object.entries(options.env ?? {})) if (v !== undefined) env[k] = v;
   // "--" first: Node scans even a script's arguments for --env-file and exits 9 when the file is
   // missing (nodejs/node#54232), unless "--" ends its own options. The bin's shebang does the same.
-  const child = spawn(process.execPath, ["--", options.bin ?? BIN, ...args], {
-    env,
-    cwd: options.cwd ?? fileURLToPath(new URL(".", import.meta.url)),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), "--", options.bin ?? BIN, ...args],
+    {
+      env,
+      cwd: options.cwd ?? fileURLToPath(new URL(".", import.meta.url)),
+      stdio: ["ignore", options.stdout ?? "pipe", "pipe"],
+    },
+  );
   options.onSpawn?.(child);
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => {
     stdout += d;
   });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
     stderr += d;
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
