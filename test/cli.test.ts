@@ -4,16 +4,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { BIN, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
+import { tempDir } from "./helpers/temp.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
 
 const isPut = (r: { method: string }) => r.method === "PUT";
-const tmp = () => mkdtempSync(join(tmpdir(), "ml-scheduler-cli-"));
 
 function assertNoSecrets(output: string, words: string[]) {
   for (const word of words) assert.ok(!output.includes(word), `output leaked "${word}"`);
@@ -164,7 +163,7 @@ test("a usage error with --json still prints one JSON document", async () => {
 
 test("configuration errors exit 3, naming the variable, never the value", async (t) => {
   const { env } = await startServices(t);
-  const dir = tmp();
+  const dir = tempDir(t, "cli");
   const cases: Array<[Record<string, string>, string[], RegExp]> = [
     [{ ...env, PATIENT_SERVER: "" }, [], /PATIENT_SERVER is required/],
     [{ ...env, ML_SERVER: "ftp://x" }, [], /ML_SERVER must be an http:\/\/ or https:\/\/ URL/],
@@ -204,7 +203,7 @@ test("configuration errors exit 3, naming the variable, never the value", async 
 
 test("settings come from flag, then environment, then env file; secrets from *_FILE", async (t) => {
   const { backend, env } = await startServices(t);
-  const dir = tmp();
+  const dir = tempDir(t, "cli");
   writeFileSync(join(dir, "pw"), `${env.BACKEND_PASSWORD}\n`);
   writeFileSync(
     join(dir, "run.env"),
@@ -394,7 +393,7 @@ async function underTerminal(command: string, env: Record<string, string>) {
 test("on a terminal, a live progress line shows done of total, rate and failures", async (t) => {
   if (spawnSync("script", ["--version"]).error) return t.skip("script(1) is not available");
   const { env } = await startServices(t);
-  const report = join(tmp(), "report");
+  const report = join(tempDir(t, "cli"), "report");
   const bin = `${JSON.stringify(process.execPath)} -- ${JSON.stringify(BIN)}`;
   const live = await underTerminal(`${bin} >${JSON.stringify(report)}`, env);
   assert.equal(live.code, 0, live.output);

@@ -2,17 +2,20 @@
  * resolveConfig on its own: sources and their order, secret files, legacy names, defaults.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ConfigError, DEFAULTS, resolveConfig } from "../src/index.ts";
+import { tempDir } from "./helpers/temp.ts";
 
 const urls = { PATIENT_SERVER: "http://backend:8000", ML_SERVER: "https://ml.example/base" };
-const dir = () => mkdtempSync(join(tmpdir(), "ml-scheduler-config-"));
 
-test("defaults, and flags over environment", () => {
-  const c = resolveConfig({ flags: {}, env: { ...urls, BACKEND_TOKEN: "t" }, cwd: dir() });
+test("defaults, and flags over environment", (t) => {
+  const c = resolveConfig({
+    flags: {},
+    env: { ...urls, BACKEND_TOKEN: "t" },
+    cwd: tempDir(t, "config"),
+  });
   assert.equal(c.concurrency, DEFAULTS.concurrency);
   assert.equal(c.requestTimeoutMs, 10_000);
   assert.equal(c.retries, 2);
@@ -23,14 +26,14 @@ test("defaults, and flags over environment", () => {
   const f = resolveConfig({
     flags: { concurrency: 9, patient: [3] },
     env: { ...urls, BACKEND_TOKEN: "t", CONCURRENCY: "2" },
-    cwd: dir(),
+    cwd: tempDir(t, "config"),
   });
   assert.equal(f.concurrency, 9);
   assert.deepEqual(f.patients, [3]);
 });
 
-test("a secret file loses exactly one trailing newline", () => {
-  const d = dir();
+test("a secret file loses exactly one trailing newline", (t) => {
+  const d = tempDir(t, "config");
   writeFileSync(join(d, "pw"), "s3cret\n\n");
   const c = resolveConfig({
     flags: {},
@@ -40,8 +43,8 @@ test("a secret file loses exactly one trailing newline", () => {
   assert.equal(c.credentials.password, "s3cret\n");
 });
 
-test("a legacy name is ignored when the namespaced one or its _FILE is set anywhere", () => {
-  const d = dir();
+test("a legacy name is ignored when the namespaced one or its _FILE is set anywhere", (t) => {
+  const d = tempDir(t, "config");
   writeFileSync(join(d, "user"), "from-file\n");
   writeFileSync(join(d, ".env"), `BACKEND_USERNAME_FILE=${join(d, "user")}\nPASSWORD=legacy-pw\n`);
   const c = resolveConfig({ flags: {}, env: { ...urls, USERNAME: "root" }, cwd: d });
@@ -50,13 +53,13 @@ test("a legacy name is ignored when the namespaced one or its _FILE is set anywh
   assert.equal(c.credentials.usernameSource, "BACKEND_USERNAME_FILE");
 });
 
-test("empty values are unset, TOKEN=null is no token, and every problem is its own line", () => {
+test("empty values are unset, TOKEN=null is no token, and every problem is its own line", (t) => {
   assert.throws(
     () =>
       resolveConfig({
         flags: {},
         env: { PATIENT_SERVER: "", ML_SERVER: "nope", TOKEN: "null" },
-        cwd: dir(),
+        cwd: tempDir(t, "config"),
       }),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError);

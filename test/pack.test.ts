@@ -4,22 +4,30 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
+import { tempDir } from "./helpers/temp.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 test("the packed tarball installs without dev dependencies and runs a sweep from dist/", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "ml-scheduler-pack-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, "pack");
+  // npm's cache and logs go in the test's directory and vanish with it (so the install fetches from
+  // the registry, as `npm ci` does); npm 11 would also leave its module compile cache in os.tmpdir()
+  // (its lib/cli.js calls module.enableCompileCache()).
+  const npmEnv = {
+    ...process.env,
+    npm_config_cache: join(dir, "npm-cache"),
+    NODE_DISABLE_COMPILE_CACHE: "1",
+  };
   const npm = (args: string[], cwd: string) =>
     execFileSync("npm", args, {
       cwd,
+      env: npmEnv,
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
       timeout: 180_000,

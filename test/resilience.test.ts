@@ -4,12 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
+import { tempDir } from "./helpers/temp.ts";
 import { makePatients } from "./stand-ins/seed.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
 
@@ -166,7 +166,7 @@ test("--deadline: past it no new patient starts, in-flight ones finish, exit 8",
 
 test("--lock: a held lock is exit 7 with no request; a dead owner's lock is taken over", async (t) => {
   const { backend, ml, env } = await startServices(t);
-  const dir = mkdtempSync(join(tmpdir(), "ml-scheduler-lock-"));
+  const dir = tempDir(t, "lock");
   const lock = join(dir, "sweep.lock");
 
   writeFileSync(lock, `${process.pid}\n${(await import("node:os")).hostname()}\n`);

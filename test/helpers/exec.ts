@@ -30,6 +30,8 @@ export interface RunOptions {
 /** Spawns `node bin/ml-scheduler.js ...args` and collects its output. */
 export function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? "" };
+  // So that anything the bin puts in the temp directory lands where .ci/run looks for leftovers.
+  if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
   for (const [k, v] of Object.entries(options.env ?? {})) if (v !== undefined) env[k] = v;
   // "--" first: Node scans even a script's arguments for --env-file and exits 9 when the file is
   // missing (nodejs/node#54232), unless "--" ends its own options. The bin's shebang does the same.
