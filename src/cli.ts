@@ -74,9 +74,13 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   // A bug anywhere in the process (a timer, a stream's error event) ends the run with exit 70.
   process.on("uncaughtException", (error) => onBug(error));
   process.on("unhandledRejection", (error) => onBug(error));
-  let code = await run(argv, io).catch((error: unknown) => io.internal(error));
-  if (strayBug && code !== EXIT.internal) code = await io.internal(strayBug.error);
-  await io.exit(code);
+  let code: number = EXIT.internal;
+  try {
+    code = await run(argv, io).catch((error: unknown) => io.internal(error));
+    if (strayBug && code !== EXIT.internal) code = await io.internal(strayBug.error);
+  } finally {
+    await io.exit(code);
+  }
 }
 
 /** A bug that escaped while no sweep was running to stop. */
@@ -245,11 +249,15 @@ function processIo(): ProcessIo {
       await io.write(formatJson(report));
     },
     async internal(error) {
-      const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
-      const stack = error instanceof Error && io.verbose ? `\n${error.stack}` : "";
-      if (io.out) io.out.error(message + stack);
-      else await put(process.stderr, `ml-scheduler: ${message}${stack}\n`);
-      if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
+      try {
+        const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
+        const stack = error instanceof Error && io.verbose ? `\n${error.stack}` : "";
+        if (io.out) io.out.error(message + stack);
+        else await put(process.stderr, `ml-scheduler: ${message}${stack}\n`);
+        if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
+      } catch {
+        // Reporting a bug hit the bug again: the exit code still says what happened.
+      }
       return EXIT.internal;
     },
     async exit(code) {

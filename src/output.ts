@@ -2,7 +2,7 @@
  * What the CLI says on stderr: log lines through consola and, on a terminal, a live progress line.
  * stdout is left to the report alone.
  */
-import { createConsola } from "consola/basic";
+import { createConsola, LogLevels } from "consola/basic";
 import type { PatientResult } from "./report.ts";
 
 export interface OutputOptions {
@@ -31,7 +31,7 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
     fancy: false,
     stdout: stream,
     stderr: stream,
-    level: quiet ? 1 : verbose ? 4 : 3,
+    level: quiet ? LogLevels.error : verbose ? LogLevels.debug : LogLevels.info,
     formatOptions: { date: false, colors: stream.isTTY === true },
   });
   const live = stream.isTTY === true && !quiet;
