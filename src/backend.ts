@@ -11,6 +11,7 @@ import {
   MAX_PATIENT_LIST_BYTES,
   parseBody,
   RequestFailure,
+  retryOnlyUnstarted,
   type SendOptions,
   type ServiceSettings,
   send,
@@ -49,6 +50,7 @@ export interface BackendClient {
 export function createBackend(options: BackendOptions): BackendClient {
   const client: Got = createClient(options);
   const { credentials, signal } = options;
+  const loginRetry = retryOnlyUnstarted(options);
   let token = credentials.token;
   let loginInFlight: Promise<string> | undefined;
 
@@ -61,7 +63,11 @@ export function createBackend(options: BackendOptions): BackendClient {
         "The backend rejected BACKEND_TOKEN and no credentials are set: set BACKEND_USERNAME and BACKEND_PASSWORD, or a fresh token.",
       );
     }
-    const answer = await call("api/login/", { method: "POST", json: { username, password } });
+    const answer = await call("api/login/", {
+      method: "POST",
+      json: { username, password },
+      retry: loginRetry,
+    });
     if (answer.status === 401 || answer.status === 404) {
       const what = answer.status === 401 ? "refused the password" : "does not know the username";
       const from = credentials.usernameSource
