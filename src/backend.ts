@@ -3,6 +3,7 @@
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
 import type { Got } from "got";
+import type { z } from "zod";
 import { AuthError } from "./errors.ts";
 import {
   type Answer,
@@ -20,6 +21,7 @@ import {
   LoginResponse,
   type Patient,
   PatientList,
+  UnknownUser,
   UpdatedPatient,
   ValidateResponse,
   type Vital,
@@ -68,14 +70,25 @@ export function createBackend(options: BackendOptions): BackendClient {
       json: { username, password },
       retry: loginRetry,
     });
-    if (answer.status === 401 || answer.status === 404) {
+    if (answer.status === 401 || (answer.status === 404 && says(answer, UnknownUser))) {
       const what = answer.status === 401 ? "refused the password" : "does not know the username";
       const from = credentials.usernameSource
         ? ` (username from ${credentials.usernameSource})`
         : "";
       throw new AuthError(`Login failed: the backend ${what}${from}. Check the credentials.`);
     }
-    if (answer.status === 403) throw forbidden(answer);
+    if (answer.status === 404) {
+      throw new RequestFailure(
+        "http_404",
+        `${answer.route}: HTTP 404 that is not the backend's unknown-user answer. Check PATIENT_SERVER: it does not point at the backend (a wrong base URL, or swapped with ML_SERVER?)`,
+        404,
+      );
+    }
+    if (answer.status === 403) {
+      throw new AuthError(
+        `Login failed: ${answer.route}: HTTP 403. The login carries no token, so this is not the backend judging credentials: a proxy, firewall or WAF in front of it, or another service at PATIENT_SERVER, refused the request.`,
+      );
+    }
     return parseBody(expectOk(answer), LoginResponse).token;
   }
 
@@ -161,6 +174,20 @@ export function createBackend(options: BackendOptions): BackendClient {
 
 function bearer(token: string | undefined): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/** Whether a body is JSON that matches `schema`. */
+function says(answer: Answer, schema: z.ZodType): boolean {
+  return schema.safeParse(json(answer.body)).success;
+}
+
+/** The body as JSON, or undefined when it is not JSON. */
+function json(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
 }
 
 function forbidden(answer: Answer): AuthError {
