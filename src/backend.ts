@@ -4,7 +4,7 @@
  */
 import type { Got } from "got";
 import type { z } from "zod";
-import { AuthError } from "./errors.ts";
+import { AuthError, UpstreamError } from "./errors.ts";
 import {
   type Answer,
   createClient,
@@ -54,11 +54,18 @@ export function createBackend(options: BackendOptions): BackendClient {
   const { credentials, signal } = options;
   const loginRetry = retryOnlyUnstarted(options);
   let token = credentials.token;
-  let loginInFlight: Promise<string> | undefined;
+  /**
+   * Bumped by every login. A 401 is answered by the first login after the request was sent, never
+   * by another: two JWTs issued in the same second are the same string, so tokens cannot tell.
+   */
+  let generation = 0;
+  let loginInFlight: Promise<void> | undefined;
+  /** Why logging in no longer works; every later caller gets it without a request. */
+  let failed: unknown;
 
   const call = (path: string, init: SendOptions = {}) => send(client, path, { signal, ...init });
 
-  async function login(): Promise<string> {
+  async function login(): Promise<void> {
     const { username, password } = credentials;
     if (username === undefined || password === undefined) {
       throw new AuthError(
@@ -89,16 +96,21 @@ export function createBackend(options: BackendOptions): BackendClient {
         `Login failed: ${answer.route}: HTTP 403. The login carries no token, so this is not the backend judging credentials: a proxy, firewall or WAF in front of it, or another service at PATIENT_SERVER, refused the request.`,
       );
     }
-    return parseBody(expectOk(answer), LoginResponse).token;
+    token = parseBody(expectOk(answer), LoginResponse).token;
+    generation++;
   }
 
-  /** At most one login in flight; callers that saw `stale` rejected share the next one. */
-  function relogin(stale: string | undefined): Promise<string> {
-    if (token !== stale) return Promise.resolve(token as string);
+  /**
+   * At most one login in flight; callers whose request went out under generation `seen` share the
+   * next one. A failed re-login is final: the sweep halts, so a login is never tried again.
+   */
+  function relogin(seen: number): Promise<void> {
+    if (failed !== undefined) return Promise.reject(failed);
+    if (generation !== seen) return Promise.resolve();
     loginInFlight ??= login()
-      .then((fresh) => {
-        token = fresh;
-        return fresh;
+      .catch((error: unknown) => {
+        failed = reloginFailure(error);
+        throw failed;
       })
       .finally(() => {
         loginInFlight = undefined;
@@ -108,15 +120,16 @@ export function createBackend(options: BackendOptions): BackendClient {
 
   /** A bearer request; a 401 means expiry: one shared re-login, then the request once more. */
   async function authed(path: string, init: SendOptions = {}): Promise<Answer> {
-    const sent = token;
-    let answer = await call(path, { ...init, headers: bearer(sent) });
+    const seen = generation;
+    let answer = await call(path, { ...init, headers: bearer(token) });
     if (answer.status === 401) {
-      const fresh = await relogin(sent);
-      answer = await call(path, { ...init, headers: bearer(fresh) });
+      await relogin(seen);
+      answer = await call(path, { ...init, headers: bearer(token) });
       if (answer.status === 401) {
-        throw new AuthError(
+        failed ??= new AuthError(
           `${answer.route}: the backend rejected a token it had just issued (HTTP 401). Check the backend's clock and signing key.`,
         );
+        throw failed;
       }
     }
     if (answer.status === 403) throw forbidden(answer);
@@ -133,7 +146,8 @@ export function createBackend(options: BackendOptions): BackendClient {
           return;
         }
       }
-      await relogin(token);
+      // The run's first login: nothing else is in flight, and its failure ends the run.
+      await login();
     },
 
     async fetchAllPatients() {
@@ -174,6 +188,18 @@ export function createBackend(options: BackendOptions): BackendClient {
 
 function bearer(token: string | undefined): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * What a failed re-login becomes for the patient that needed it and every later caller: a refusal
+ * of the credentials stays exit 4; anything else is exit 5. An abort stays an abort (interrupted).
+ */
+function reloginFailure(error: unknown): unknown {
+  if (!(error instanceof RequestFailure) || error.reason === "aborted") return error;
+  return new UpstreamError(
+    `Re-login after a 401 failed: ${error.message}. No further patient starts.`,
+    { cause: error },
+  );
 }
 
 /** Whether a body is JSON that matches `schema`. */

@@ -3,7 +3,7 @@
  * an exception that escapes from here is a bug.
  */
 import type { BackendClient } from "./backend.ts";
-import { AuthError } from "./errors.ts";
+import { AuthError, SchedulerError } from "./errors.ts";
 import { RequestFailure } from "./http.ts";
 import type { MlClient } from "./ml.ts";
 import type { PatientResult, Stage } from "./report.ts";
@@ -22,8 +22,8 @@ export interface PatientContext {
 
 export interface PatientStep {
   result: PatientResult;
-  /** Set when the failure means no further patient may start (exit 4). */
-  fatal?: AuthError | undefined;
+  /** Set when the failure means no further patient may start (exit 4 or 5). */
+  fatal?: SchedulerError | undefined;
   /** The failure says a service is down (counts toward the breaker). */
   unavailable: boolean;
 }
@@ -63,8 +63,9 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
     await ctx.backend.updateStatus(pid, to);
     return step({ outcome: "updated" });
   } catch (error) {
-    if (error instanceof AuthError) {
-      return step({ stage, reason: "auth", detail: error.message }, { fatal: error });
+    if (error instanceof SchedulerError) {
+      const reason = error instanceof AuthError ? "auth" : "relogin_failed";
+      return step({ stage, reason, detail: error.message }, { fatal: error });
     }
     if (!(error instanceof RequestFailure)) throw error;
     const outcome = error.reason === "aborted" ? "interrupted" : "failed";

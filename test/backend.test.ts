@@ -1,16 +1,148 @@
 /**
- * The backend client's failure paths against the stand-ins: the login's own retry policy and what
- * a login's 403/404 mean.
+ * The backend client's failure paths against the stand-ins: one login, a re-login that fails
+ * halts the sweep, the login's own retry policy and what a login's 403/404 mean.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runSweep } from "../src/index.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
+import { makePatients } from "./stand-ins/seed.ts";
 import type { Fault, RecordedRequest } from "./stand-ins/server.ts";
 
 const route = (path: string) => (r: RecordedRequest) => r.path === path;
 const isLogin = route("/api/login/");
+const vitalsOf = (pid: number) => (r: RecordedRequest) =>
+  r.path === "/api/patient/fetchVitals" && r.query.get("key") === String(pid);
+const expired = {
+  kind: "status",
+  status: 401,
+  body: '{"detail":"Signature has expired"}',
+} as const;
+
+const reloginFailures: Array<[string, Fault, 4 | 5, string]> = [
+  ["401", { kind: "status", status: 401, body: '{"detail":"Password is incorrect!"}' }, 4, "auth"],
+  [
+    "404 unknown user",
+    { kind: "status", status: 404, body: '{"detail":"Failed to find username"}' },
+    4,
+    "auth",
+  ],
+  ["404 not the backend's", { kind: "status", status: 404, body: '{"detail":"Not Found"}' }, 5, ""],
+  ["429", { kind: "status", status: 429 }, 5, ""],
+  ["500", { kind: "status", status: 500 }, 5, ""],
+  ["503", { kind: "status", status: 503 }, 5, ""],
+  ["a bad body", { kind: "body", body: '{"tok":"x"}' }, 5, ""],
+  [
+    "a refused redirect",
+    {
+      kind: "status",
+      status: 307,
+      body: "",
+      headers: { location: "http://127.0.0.1:9/api/login/" },
+    },
+    5,
+    "",
+  ],
+  ["a timeout", { kind: "stall" }, 5, ""],
+  ["a reset", { kind: "reset" }, 5, ""],
+];
+
+for (const [what, fault, exitCode, reason] of reloginFailures) {
+  test(`a re-login failing with ${what} halts the sweep after one attempt, exit ${exitCode}`, async (t) => {
+    const { backend, env } = await startServices(t);
+    let loginsBefore = -1;
+    const report = await runSweep(
+      sweepConfig(env, { concurrency: 1, retries: 2, requestTimeoutMs: 500 }),
+      {
+        onPatientDone: () => {
+          if (loginsBefore >= 0) return;
+          // The token expires after the first patient; every login from now on fails.
+          loginsBefore = backend.requests.filter(isLogin).length;
+          backend.expireTokens();
+          backend.fault(isLogin, fault);
+        },
+      },
+    );
+    assert.equal(loginsBefore, 1);
+    assert.equal(backend.requests.filter(isLogin).length - loginsBefore, 1, "one login attempt");
+    assert.equal(report.exitCode, exitCode, report.error?.message);
+    assert.equal(report.error?.code, exitCode === 4 ? "auth" : "upstream");
+    if (exitCode === 5) assert.match(report.error?.message ?? "", /^Re-login after a 401 failed: /);
+    const failed = report.patients.filter((p) => p.outcome === "failed");
+    assert.deepEqual(
+      failed.map((p) => [p.stage, p.reason]),
+      [["vitals", reason || "relogin_failed"]],
+    );
+    assert.equal(report.counts.not_started, 6, "no patient starts after the failed re-login");
+  });
+}
+
+test("a failed re-login is shared and remembered: 300 patients, one login after the expiry, exit 5", async (t) => {
+  const { backend, env } = await startServices(t, { backend: { patients: makePatients(300) } });
+  const hold = backend.hold(route("/api/patient/fetchVitals"));
+  const sweep = runSweep(sweepConfig(env, { concurrency: 4, retries: 2 }));
+  await hold.waitFor(4);
+  backend.expireTokens();
+  backend.fault(isLogin, { kind: "status", status: 500 });
+  hold.release();
+  const report = await sweep;
+  assert.equal(backend.requests.filter(isLogin).length, 2, "the first login and one re-login");
+  assert.equal(report.exitCode, 5);
+  assert.match(report.error?.message ?? "", /Re-login after a 401 failed: .*HTTP 500/);
+  assert.deepEqual(
+    report.patients.filter((p) => p.outcome === "failed").map((p) => p.reason),
+    ["relogin_failed", "relogin_failed", "relogin_failed", "relogin_failed"],
+  );
+  assert.equal(report.counts.not_started, 296);
+  assert.equal(backend.requests.filter(route("/api/patient/fetchVitals")).length, 4);
+});
+
+test("through the bin: a failed re-login is exit 5 and says so once", async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold(route("/api/patient/fetchVitals"));
+  const res = await run(["--json", "--concurrency", "1"], {
+    env,
+    onSpawn: async () => {
+      await hold.waitFor();
+      backend.expireTokens();
+      backend.fault(isLogin, { kind: "status", status: 502 });
+      hold.release();
+    },
+  });
+  assert.equal(res.code, 5, res.stderr);
+  assert.equal(
+    res.stderr.match(/Re-login after a 401 failed: POST \/api\/login\/: HTTP 502/g)?.length,
+    1,
+  );
+  const report = parseReport(res.stdout);
+  assert.equal(report.error.code, "upstream");
+  assert.equal(report.counts.not_started, 7);
+  assert.equal(backend.requests.filter(isLogin).length, 2);
+  assert.ok(!(res.stdout + res.stderr).includes(env.BACKEND_PASSWORD as string));
+});
+
+test("a fresh token equal to the stale one (same second) never causes an extra login", async (t) => {
+  const { backend, env } = await startServices(t);
+  // The real backend's JWTs carry only sub, iat and exp: two logins in the same second give the
+  // same string. Every login here answers one fixed, valid token.
+  const token = backend.issueToken("demo");
+  backend.fault(isLogin, { kind: "body", body: JSON.stringify({ token, user: { id: 1 } }) });
+  backend.fault(vitalsOf(1), expired, 1);
+  backend.fault(vitalsOf(2), expired, 1);
+  // Patient 2's first request went out with the token before patient 1's re-login; its 401
+  // arrives only after that re-login is done.
+  const hold = backend.hold(vitalsOf(2));
+  const sweep = runSweep(sweepConfig(env, { concurrency: 2, patients: [1, 2] }));
+  await hold.waitFor();
+  await backend.waitForRequests(vitalsOf(1), 2);
+  hold.release();
+  const report = await sweep;
+  assert.equal(report.exitCode, 0, report.error?.message);
+  assert.equal(backend.requests.filter(isLogin).length, 2, "the first login and one re-login");
+  assert.equal(backend.requests.filter(vitalsOf(2)).length, 2);
+  assert.equal(report.counts.updated, 1);
+});
 
 const loginAttempts: Array<[string, Fault, number, number, RegExp]> = [
   ["a 500", { kind: "status", status: 500 }, 1, 5, /HTTP 500/],
