@@ -170,15 +170,15 @@ export function createBackend(options: BackendOptions): BackendClient {
     },
 
     async updateStatus(pid, status) {
-      const answer = await authed("api/patient/updateStatus", {
-        method: "PUT",
-        searchParams: { pid, status },
-      });
-      const updated = parseBody(expectOk(answer), UpdatedPatient);
-      if (updated.pid !== pid || updated.status.id !== status) {
+      const answer = expectOk(
+        await authed("api/patient/updateStatus", { method: "PUT", searchParams: { pid, status } }),
+      );
+      const updated = UpdatedPatient.safeParse(json(answer.body)).data;
+      if (updated?.pid !== pid || updated.status.id !== status) {
         throw new RequestFailure(
-          "invalid_response",
-          `${answer.route}: the answer does not show the status written`,
+          "unconfirmed_write",
+          `${answer.route}: HTTP ${answer.status} does not confirm status ${status} for this patient; it may nevertheless have been stored`,
+          answer.status,
         );
       }
       return updated;

@@ -1,10 +1,11 @@
 /**
  * The backend client's failure paths against the stand-ins: one login, a re-login that fails
- * halts the sweep, the login's own retry policy and what a login's 403/404 mean.
+ * halts the sweep, the login's own retry policy, what a login's 403/404 mean, writes the backend
+ * does not confirm.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runSweep } from "../src/index.ts";
+import { type PatientResult, runSweep } from "../src/index.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 import { makePatients } from "./stand-ins/seed.ts";
@@ -14,6 +15,8 @@ const route = (path: string) => (r: RecordedRequest) => r.path === path;
 const isLogin = route("/api/login/");
 const vitalsOf = (pid: number) => (r: RecordedRequest) =>
   r.path === "/api/patient/fetchVitals" && r.query.get("key") === String(pid);
+const writeOf = (pid: number) => (r: RecordedRequest) =>
+  r.path === "/api/patient/updateStatus" && r.query.get("pid") === String(pid);
 const expired = {
   kind: "status",
   status: 401,
@@ -215,4 +218,31 @@ test("a login 403 says what it likely is and never blames the Authorization head
   assert.doesNotMatch(res.stderr, /authorization/i);
   assert.match(res.stderr, /HTTP 403.*proxy, firewall or WAF/);
   assert.equal(backend.requests.filter(isLogin).length, 1);
+});
+
+test("a 2xx write that does not confirm the status is failed unconfirmed_write; others keep http_<status>", async (t) => {
+  const { backend, env } = await startServices(t);
+  const patient = (pid: number, id: number) => JSON.stringify({ pid, status: { id, text: "x" } });
+  backend.fault(writeOf(2), { kind: "body", status: 204, body: "" }, 1);
+  backend.fault(writeOf(3), { kind: "body", body: "" }, 1);
+  backend.fault(writeOf(5), { kind: "body", body: patient(5, 1) }, 1);
+  backend.fault(writeOf(6), { kind: "body", body: patient(99, 1) }, 1);
+  const report = await runSweep(sweepConfig(env, { retries: 2, patients: [2, 3, 5, 6] }));
+  const byPid = (pid: number) => report.patients.find((p) => p.pid === pid) as PatientResult;
+  for (const pid of [2, 3, 5, 6]) {
+    const p = byPid(pid);
+    assert.deepEqual([p.outcome, p.stage, p.reason], ["failed", "update", "unconfirmed_write"]);
+    assert.match(
+      p.detail ?? "",
+      /HTTP 20[04] does not confirm status \d for this patient; it may nevertheless have been stored/,
+    );
+  }
+  assert.equal(backend.requests.filter(writeOf(2)).length, 1, "a 2xx is not retried");
+
+  backend.fault(writeOf(2), { kind: "status", status: 500 }, 3);
+  const again = await runSweep(sweepConfig(env, { retries: 2, patients: [2] }));
+  assert.deepEqual(
+    again.patients.map((p) => [p.pid, p.outcome, p.reason]),
+    [[2, "failed", "http_500"]],
+  );
 });
