@@ -1,7 +1,7 @@
 /**
  * The backend client's failure paths against the stand-ins: one login, a re-login that fails
  * halts the sweep, the login's own retry policy, what a login's 403/404 mean, writes the backend
- * does not confirm.
+ * does not confirm, and zone-less vital timestamps.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -22,6 +22,7 @@ const expired = {
   status: 401,
   body: '{"detail":"Signature has expired"}',
 } as const;
+const vital = { heart_rate: 80, sao2: 97, respiration: 16, systolic: 120, diastolic: 80 };
 
 const reloginFailures: Array<[string, Fault, 4 | 5, string]> = [
   ["401", { kind: "status", status: 401, body: '{"detail":"Password is incorrect!"}' }, 4, "auth"],
@@ -244,5 +245,33 @@ test("a 2xx write that does not confirm the status is failed unconfirmed_write; 
   assert.deepEqual(
     again.patients.map((p) => [p.pid, p.outcome, p.reason]),
     [[2, "failed", "http_500"]],
+  );
+});
+
+test("zone-less vital timestamps are UTC, whatever the machine's time zone", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  // Newest first in UTC: 65, 62, 63, 61, 64. Read in New York time (UTC-5 in November), the
+  // zone-less ones would move five hours later and overtake the zoned ones.
+  const stamps: Array<[number, string]> = [
+    [61, "2026-11-26T12:00:00"],
+    [62, "2026-11-26T14:00:00Z"],
+    [63, "2026-11-26T13:00:00"],
+    [64, "2026-11-26T11:00:00+00:00"],
+    [65, "2026-11-26T15:00:00.250000"],
+  ];
+  const records = stamps.map(([heart_rate, timestamp]) => ({
+    ...vital,
+    heart_rate,
+    pid: 1,
+    timestamp,
+  }));
+  backend.fault(vitalsOf(1), { kind: "body", body: JSON.stringify(records) });
+  const res = await run(["--json", "--patient", "1"], {
+    env: { ...env, TZ: "America/New_York" },
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.deepEqual(
+    ml.predictions[0]?.vitals.map((v) => v.heart_rate),
+    [65, 62, 63, 61, 64],
   );
 });
