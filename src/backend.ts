@@ -3,7 +3,8 @@
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
 import type { Got } from "got";
-import { AuthError } from "./errors.ts";
+import type { z } from "zod";
+import { AuthError, UpstreamError } from "./errors.ts";
 import {
   type Answer,
   createClient,
@@ -11,6 +12,7 @@ import {
   MAX_PATIENT_LIST_BYTES,
   parseBody,
   RequestFailure,
+  retryOnlyUnstarted,
   type SendOptions,
   type ServiceSettings,
   send,
@@ -19,6 +21,7 @@ import {
   LoginResponse,
   type Patient,
   PatientList,
+  UnknownUser,
   UpdatedPatient,
   ValidateResponse,
   type Vital,
@@ -49,37 +52,65 @@ export interface BackendClient {
 export function createBackend(options: BackendOptions): BackendClient {
   const client: Got = createClient(options);
   const { credentials, signal } = options;
+  const loginRetry = retryOnlyUnstarted(options);
   let token = credentials.token;
-  let loginInFlight: Promise<string> | undefined;
+  /**
+   * Bumped by every login. A 401 is answered by the first login after the request was sent, never
+   * by another: two JWTs issued in the same second are the same string, so tokens cannot tell.
+   */
+  let generation = 0;
+  let loginInFlight: Promise<void> | undefined;
+  /** Why logging in no longer works; every later caller gets it without a request. */
+  let failed: unknown;
 
   const call = (path: string, init: SendOptions = {}) => send(client, path, { signal, ...init });
 
-  async function login(): Promise<string> {
+  async function login(): Promise<void> {
     const { username, password } = credentials;
     if (username === undefined || password === undefined) {
       throw new AuthError(
         "The backend rejected BACKEND_TOKEN and no credentials are set: set BACKEND_USERNAME and BACKEND_PASSWORD, or a fresh token.",
       );
     }
-    const answer = await call("api/login/", { method: "POST", json: { username, password } });
-    if (answer.status === 401 || answer.status === 404) {
+    const answer = await call("api/login/", {
+      method: "POST",
+      json: { username, password },
+      retry: loginRetry,
+    });
+    if (answer.status === 401 || (answer.status === 404 && says(answer, UnknownUser))) {
       const what = answer.status === 401 ? "refused the password" : "does not know the username";
       const from = credentials.usernameSource
         ? ` (username from ${credentials.usernameSource})`
         : "";
       throw new AuthError(`Login failed: the backend ${what}${from}. Check the credentials.`);
     }
-    if (answer.status === 403) throw forbidden(answer);
-    return parseBody(expectOk(answer), LoginResponse).token;
+    if (answer.status === 404) {
+      throw new RequestFailure(
+        "http_404",
+        `${answer.route}: HTTP 404 that is not the backend's unknown-user answer. Check PATIENT_SERVER: it does not point at the backend (a wrong base URL, or swapped with ML_SERVER?)`,
+        404,
+      );
+    }
+    if (answer.status === 403) {
+      throw new AuthError(
+        `Login failed: ${answer.route}: HTTP 403. The login carries no token, so this is not the backend judging credentials: a proxy, firewall or WAF in front of it, or another service at PATIENT_SERVER, refused the request.`,
+      );
+    }
+    token = parseBody(expectOk(answer), LoginResponse).token;
+    generation++;
   }
 
-  /** At most one login in flight; callers that saw `stale` rejected share the next one. */
-  function relogin(stale: string | undefined): Promise<string> {
-    if (token !== stale) return Promise.resolve(token as string);
+  /**
+   * At most one login in flight; callers whose request went out under generation `seen` share the
+   * next one. A failed re-login is final: the sweep halts, so a login is never tried again.
+   */
+  function relogin(seen: number): Promise<void> {
+    if (failed !== undefined) return Promise.reject(failed);
+    if (generation !== seen) return Promise.resolve();
     loginInFlight ??= login()
-      .then((fresh) => {
-        token = fresh;
-        return fresh;
+      .catch((error: unknown) => {
+        failed = reloginFailure(error);
+        throw failed;
       })
       .finally(() => {
         loginInFlight = undefined;
@@ -89,15 +120,16 @@ export function createBackend(options: BackendOptions): BackendClient {
 
   /** A bearer request; a 401 means expiry: one shared re-login, then the request once more. */
   async function authed(path: string, init: SendOptions = {}): Promise<Answer> {
-    const sent = token;
-    let answer = await call(path, { ...init, headers: bearer(sent) });
+    const seen = generation;
+    let answer = await call(path, { ...init, headers: bearer(token) });
     if (answer.status === 401) {
-      const fresh = await relogin(sent);
-      answer = await call(path, { ...init, headers: bearer(fresh) });
+      await relogin(seen);
+      answer = await call(path, { ...init, headers: bearer(token) });
       if (answer.status === 401) {
-        throw new AuthError(
+        failed ??= new AuthError(
           `${answer.route}: the backend rejected a token it had just issued (HTTP 401). Check the backend's clock and signing key.`,
         );
+        throw failed;
       }
     }
     if (answer.status === 403) throw forbidden(answer);
@@ -114,7 +146,8 @@ export function createBackend(options: BackendOptions): BackendClient {
           return;
         }
       }
-      await relogin(token);
+      // The run's first login: nothing else is in flight, and its failure ends the run.
+      await login();
     },
 
     async fetchAllPatients() {
@@ -137,15 +170,15 @@ export function createBackend(options: BackendOptions): BackendClient {
     },
 
     async updateStatus(pid, status) {
-      const answer = await authed("api/patient/updateStatus", {
-        method: "PUT",
-        searchParams: { pid, status },
-      });
-      const updated = parseBody(expectOk(answer), UpdatedPatient);
-      if (updated.pid !== pid || updated.status.id !== status) {
+      const answer = expectOk(
+        await authed("api/patient/updateStatus", { method: "PUT", searchParams: { pid, status } }),
+      );
+      const updated = UpdatedPatient.safeParse(json(answer.body)).data;
+      if (updated?.pid !== pid || updated.status.id !== status) {
         throw new RequestFailure(
-          "invalid_response",
-          `${answer.route}: the answer does not show the status written`,
+          "unconfirmed_write",
+          `${answer.route}: HTTP ${answer.status} does not confirm status ${status} for this patient; it may nevertheless have been stored`,
+          answer.status,
         );
       }
       return updated;
@@ -157,6 +190,32 @@ function bearer(token: string | undefined): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
 
+/**
+ * What a failed re-login becomes for the patient that needed it and every later caller: a refusal
+ * of the credentials stays exit 4; anything else is exit 5. An abort stays an abort (interrupted).
+ */
+function reloginFailure(error: unknown): unknown {
+  if (!(error instanceof RequestFailure) || error.reason === "aborted") return error;
+  return new UpstreamError(
+    `Re-login after a 401 failed: ${error.message}. No further patient starts.`,
+    { cause: error },
+  );
+}
+
+/** Whether a body is JSON that matches `schema`. */
+function says(answer: Answer, schema: z.ZodType): boolean {
+  return schema.safeParse(json(answer.body)).success;
+}
+
+/** The body as JSON, or undefined when it is not JSON. */
+function json(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
+
 function forbidden(answer: Answer): AuthError {
   return new AuthError(
     `${answer.route}: HTTP 403, the credentials did not reach the backend. Check that a proxy is not stripping the Authorization header.`,
@@ -166,5 +225,14 @@ function forbidden(answer: Answer): AuthError {
 /** Records with timestamps are put newest first; without them the backend's order stands. */
 function newestFirst(vitals: Vital[]): Vital[] {
   if (!vitals.every((v) => v.timestamp !== undefined)) return vitals;
-  return vitals.toSorted((a, b) => Date.parse(b.timestamp ?? "") - Date.parse(a.timestamp ?? ""));
+  return vitals.toSorted((a, b) => instant(b.timestamp ?? "") - instant(a.timestamp ?? ""));
+}
+
+/**
+ * A timestamp in ms. A zone-less one (the backend writes naive UTC, like admit_time) is UTC:
+ * Date.parse would read it in the machine's time zone. The schema allows only `Z` or `+hh:mm`.
+ */
+function instant(timestamp: string): number {
+  const zoned = /(?:Z|[+-]\d{2}:\d{2})$/.test(timestamp);
+  return Date.parse(zoned ? timestamp : `${timestamp}Z`);
 }

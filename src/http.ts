@@ -10,6 +10,8 @@ import got, {
   type PlainResponse,
   RequestError,
   type Response,
+  type RetryFunction,
+  type RetryOptions,
   TimeoutError,
 } from "got";
 import type { z } from "zod";
@@ -77,6 +79,8 @@ export interface SendOptions {
   headers?: Record<string, string>;
   maxBytes?: number;
   signal?: AbortSignal | undefined;
+  /** This request's own retry policy, over the service's (see `retryOnlyUnstarted`). */
+  retry?: Partial<RetryOptions> | undefined;
 }
 
 const RETRY_STATUS = [408, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
@@ -96,12 +100,37 @@ export function createClient(settings: ServiceSettings): Got {
       methods: ["GET", "PUT", "POST"],
       statusCodes: RETRY_STATUS,
       maxRetryAfter: settings.maxRetryAfterMs,
-      calculateDelay: ({ attemptCount, retryAfter, computedValue }) =>
-        retryAfter !== undefined
-          ? computedValue
-          : settings.retryDelayMs * 2 ** (attemptCount - 1) * (0.5 + Math.random() / 2),
+      calculateDelay: backoff(settings),
     },
   });
+}
+
+/** Retry-After when the service sent one (got has checked it against the cap), else backoff. */
+function backoff(settings: ServiceSettings): RetryFunction {
+  return ({ attemptCount, retryAfter, computedValue }) =>
+    retryAfter !== undefined
+      ? computedValue
+      : settings.retryDelayMs * 2 ** (attemptCount - 1) * (0.5 + Math.random() / 2);
+}
+
+/** Network errors that prove the request never reached the server. */
+const NEVER_SENT = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"];
+
+/**
+ * The retry policy of a request that must never run twice at once (the login: each one costs the
+ * backend a bcrypt and blocks it). It is retried only when the server cannot have started it: the
+ * connection was refused, the host did not resolve, or a 429/503 asked to come back after a
+ * Retry-After within the cap. A timeout, a reset mid-request or a 500 may leave the first attempt
+ * running, so those fail at once. got enforces the codes before it asks `calculateDelay`.
+ */
+export function retryOnlyUnstarted(settings: ServiceSettings): Partial<RetryOptions> {
+  const delay = backoff(settings);
+  return {
+    statusCodes: [429, 503],
+    errorCodes: NEVER_SENT,
+    calculateDelay: (retry) =>
+      retry.error.response !== undefined && retry.retryAfter === undefined ? 0 : delay(retry),
+  };
 }
 
 /** Sends one request and answers whatever status came back; throws RequestFailure otherwise. */
@@ -121,6 +150,7 @@ export async function send(client: Got, path: string, options: SendOptions = {})
     searchParams: options.searchParams,
     json: options.json,
     headers: options.headers,
+    retry: options.retry,
     signal: controller.signal,
   });
   request.on("downloadProgress", ({ transferred, total }) => {

@@ -3,7 +3,7 @@
  * an exception that escapes from here is a bug.
  */
 import type { BackendClient } from "./backend.ts";
-import { AuthError } from "./errors.ts";
+import { AuthError, SchedulerError } from "./errors.ts";
 import { RequestFailure } from "./http.ts";
 import type { MlClient } from "./ml.ts";
 import type { PatientResult, Stage } from "./report.ts";
@@ -33,8 +33,8 @@ const SERVICE_OF: Record<Stage, Service | undefined> = {
 
 export interface PatientStep {
   result: PatientResult;
-  /** Set when the failure means no further patient may start (exit 4). */
-  fatal?: AuthError | undefined;
+  /** Set when the failure means no further patient may start (exit 4 or 5). */
+  fatal?: SchedulerError | undefined;
   /**
    * What this patient showed of each service it reached: `up` when it answered (anything but
    * 408, 429 or 5xx), `down` when its last request found it unavailable. Feeds the breaker.
@@ -80,8 +80,9 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
     await ctx.backend.updateStatus(pid, to);
     return step({ outcome: "updated" });
   } catch (error) {
-    if (error instanceof AuthError) {
-      return step({ stage, reason: "auth", detail: error.message }, { fatal: error });
+    if (error instanceof SchedulerError) {
+      const reason = error instanceof AuthError ? "auth" : "relogin_failed";
+      return step({ stage, reason, detail: error.message }, { fatal: error });
     }
     if (!(error instanceof RequestFailure)) throw error;
     const outcome = error.reason === "aborted" ? "interrupted" : "failed";

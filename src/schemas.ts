@@ -16,6 +16,9 @@ const StatusId = z.number().int().positive();
 /** `POST /api/login/` answer; only the token is kept. */
 export const LoginResponse = z.object({ token: z.string().min(1) });
 
+/** `POST /api/login/`'s 404 for an unknown user; any other 404 is not the backend speaking. */
+export const UnknownUser = z.object({ detail: z.literal("Failed to find username") });
+
 /** `GET /api/validate/` answers a bare user id. */
 export const ValidateResponse = z.number().int();
 
