@@ -85,11 +85,24 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     stream: process.stderr,
   });
 
+  /** Error codes already logged, so the end of the run does not repeat them. */
+  const announced = new Set<string>();
+  const say = (code: string) => (code === "auth" || code === "upstream" ? out.error : out.warn);
+  const stop = new AbortController();
+
   let config: ReturnType<typeof resolveConfig>;
   let lock: Lock | undefined;
   try {
     config = resolveConfig({ flags, env: process.env, cwd: process.cwd() });
-    if (flags.lock !== undefined) lock = acquireLock(flags.lock);
+    if (flags.lock !== undefined) {
+      // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
+      const onLost = (error: SchedulerError) => {
+        announced.add(error.code);
+        out.warn(error.message);
+        stop.abort(error);
+      };
+      lock = acquireLock(flags.lock, { onLost });
+    }
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
     for (const line of error.message.split("\n")) out.error(line);
@@ -98,11 +111,6 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     return;
   }
 
-  /** Error codes already logged, so the end of the run does not repeat them. */
-  const announced = new Set<string>();
-  const say = (code: string) => (code === "auth" || code === "upstream" ? out.error : out.warn);
-
-  const stop = new AbortController();
   const abort = new AbortController();
   const graceSeconds = flags.grace ?? DEFAULTS.graceSeconds;
   let graceTimer: NodeJS.Timeout | undefined;

@@ -20,7 +20,7 @@ import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { acquireLock } from "../src/lock.ts";
-import { BIN, parseReport, run } from "./helpers/exec.ts";
+import { BIN, parseReport, run, waitForStderr } from "./helpers/exec.ts";
 import { asPid1, canUnshare, childOf } from "./helpers/namespace.ts";
 import { startServices } from "./helpers/services.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
@@ -241,6 +241,36 @@ test("the holder refreshes the lock's mtime while the sweep runs", async (t) => 
   const res = await running;
   assert.equal(res.code, 0, res.stderr);
   assert.ok(!existsSync(lock));
+});
+
+test("a holder whose lock is taken over starts no further patient, lets the in-flight one finish, exit 7", async (t) => {
+  const { backend, env } = await startServices(t);
+  const lock = join(tempDir(t), "sweep.lock");
+  const other = `4242\nother-host.example\nanother-nonce\n`;
+  const hold = backend.hold(vitalsOf(3));
+  const res = await run(["--json", "--lock", lock, "--concurrency", "1", "--patient", "3,2"], {
+    env,
+    onSpawn: async (child) => {
+      await hold.waitFor();
+      writeFileSync(lock, other);
+      await waitForStderr(child, /taken over/, 12_000);
+      hold.release();
+    },
+  });
+  assert.equal(res.code, 7, res.stderr);
+  assert.match(res.stderr, /The lock .* was taken over by pid 4242 on host other-host\.example/);
+  assert.equal(res.stderr.match(/taken over/g)?.length, 1, "said once");
+  const report = parseReport(res.stdout);
+  assert.equal(report.error.code, "locked");
+  assert.deepEqual(
+    report.patients.map((p: { pid: number; outcome: string }) => [p.pid, p.outcome]),
+    [
+      [2, "not_started"],
+      [3, "updated"],
+    ],
+  );
+  assert.deepEqual(backend.writes, [{ pid: 3, status: 9 }]);
+  assert.equal(readFileSync(lock, "utf8"), other, "the new holder's lock is left alone");
 });
 
 test("a lock file that cannot be written is removed before exit 3", (t) => {
