@@ -121,11 +121,19 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   io.out = out;
   if (json) io.jsonFlags = flags;
 
+  /** Error codes already logged, so the end of the run does not repeat them. */
+  const announced = new Set<string>();
+  const say = (code: string) => (code === "auth" || code === "upstream" ? out.error : out.warn);
+  const stop = new AbortController();
+
   let config: ReturnType<typeof resolveConfig>;
   let lock: Lock | undefined;
   try {
     config = resolveConfig({ flags, env: process.env, cwd: process.cwd() });
-    if (flags.lock !== undefined) lock = acquireLock(flags.lock);
+    if (flags.lock !== undefined) {
+      // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
+      lock = acquireLock(flags.lock, { onLost: (error) => stop.abort(error) });
+    }
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
     for (const line of error.message.split("\n")) out.error(line);
@@ -133,11 +141,6 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     return error.exitCode;
   }
 
-  /** Error codes already logged, so the end of the run does not repeat them. */
-  const announced = new Set<string>();
-  const say = (code: string) => (code === "auth" || code === "upstream" ? out.error : out.warn);
-
-  const stop = new AbortController();
   const abort = new AbortController();
   const onSignal = (name: NodeJS.Signals) => {
     if (stop.signal.aborted) {

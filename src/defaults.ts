@@ -12,4 +12,8 @@ export const DEFAULTS = {
   maxRetryAfterMs: 30_000,
   breaker: 10,
   graceSeconds: 10,
+  /** How often the holder of `--lock` refreshes the file's mtime to show it is alive. */
+  lockRefreshMs: 5_000,
+  /** A lock (or takeover guard) not refreshed for this long is stale and is taken over. */
+  lockStaleMs: 30_000,
 } as const;

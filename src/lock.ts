@@ -1,76 +1,296 @@
 /**
- * `--lock <file>`: one sweep at a time on a host. The file holds the owner's pid and hostname; a
- * lock whose process is gone is taken over, so a crashed run never blocks the next ones.
+ * `--lock <file>`: one sweep at a time on a host or a shared volume.
+ *
+ * The file names its holder: pid, hostname and a random nonce by which the holder knows its own
+ * file. A lock is alive only while its holder keeps it fresh by refreshing the file's mtime (as
+ * proper-lockfile does): one not refreshed for `lockStaleMs` is stale whatever it names, because a
+ * pid proves nothing on another host, nor once a container's PID 1 is gone (every later run sees
+ * its own PID 1 alive). A lock naming a pid of this host that no longer exists is stale at once.
+ *
+ * Taking over is where two runs trip: A and B both judge the lock stale, A removes it and creates
+ * its own, then B removes A's fresh lock. So a stale lock is removed only by the one run that
+ * creates, with O_EXCL, a guard file whose name carries that lock's identity (inode and mtime in
+ * nanoseconds), and only after checking under the guard that the lock is still that very file. A
+ * run that gets the guard once the takeover is over finds another file there and backs off. Every
+ * lock is created with O_EXCL, so of the runs racing after the removal exactly one creates it and
+ * the others find it fresh. A guard whose creator died in those few system calls is stale after
+ * `lockStaleMs`; no run removes it to race for it again (that would reopen the race one level up):
+ * they pass to the next level's guard name, where O_EXCL again picks one, and the run that
+ * completes a takeover clears such dead guards. The one residual case is every lease's: a holder
+ * or taker paused for longer than `lockStaleMs` acts on an old judgement.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { hostname } from "node:os";
-import { ConfigError, LockedError } from "./errors.ts";
+import { basename, dirname, join } from "node:path";
+import { DEFAULTS } from "./defaults.ts";
+import { ConfigError, LockedError, SchedulerError } from "./errors.ts";
+
+/** Creations tried before giving up on a lock that keeps changing hands. */
+const ATTEMPTS = 4;
+/** Guard names per stale lock; each is tried only when the one before was left by a dead run. */
+const GUARD_LEVELS = 4;
+const GUARD_SUFFIX = ".takeover";
 
 export interface Lock {
-  /** Removes the file if it is still ours. */
+  /** Stops refreshing; removes the file if it still holds our nonce. */
   release(): void;
 }
 
-/** Takes the lock or throws LockedError (exit 7); a path that cannot be written is exit 3. */
-export function acquireLock(path: string): Lock {
-  const content = `${process.pid}\n${hostname()}\n`;
-  // Two tries: the second follows the removal of a dead owner's file.
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o644);
-      writeSync(fd, content);
-      closeSync(fd);
-      return {
-        release() {
-          if (readOrEmpty(path) === content) unlinkSync(path);
-        },
-      };
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== "EEXIST") {
-        throw new ConfigError(`--lock ${path}: cannot create the lock file (${code}).`, {
-          cause: error,
-        });
+export interface LockOptions {
+  /** Called once when a refresh finds the file gone or another run's; refreshing then stops. */
+  onLost?: ((error: LockedError) => void) | undefined;
+  /** The clock (ms since the epoch) that judges a lock's age and stamps refreshes. */
+  now?: (() => number) | undefined;
+}
+
+interface Holder {
+  pid: number;
+  host: string;
+  nonce: string | undefined;
+}
+
+/** A lock file as one read saw it. */
+interface Seen {
+  /** Inode and mtime: another file, or the same one refreshed, has another identity. */
+  id: string;
+  ageMs: number;
+  /** Undefined when the file is empty, unreadable or garbled. */
+  holder: Holder | undefined;
+}
+
+/**
+ * Takes the lock, taking over a stale one, or throws LockedError (exit 7). A lock file that cannot
+ * be created or fully written is a ConfigError (exit 3); a partly written one is removed first.
+ * The holder refreshes the file until `release()`.
+ */
+export function acquireLock(path: string, options: LockOptions = {}): Lock {
+  const now = options.now ?? Date.now;
+  const host = hostname();
+  const nonce = randomUUID();
+  try {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      if (create(path, `${process.pid}\n${host}\n${nonce}\n`)) {
+        return hold(path, nonce, now, options.onLost);
+      }
+      const seen = inspect(path, now);
+      if (seen === undefined) continue; // released or taken over meanwhile
+      const held = heldMessage(path, seen, host);
+      if (held !== undefined) throw new LockedError(held);
+      if (takeOver(path, seen, now) === "busy") {
+        throw new LockedError(
+          `Another run is taking over the stale lock ${path} right now; this run did nothing.`,
+        );
       }
     }
-    const owner = readOrEmpty(path);
-    if (attempt === 0 && isStale(owner)) {
-      try {
-        unlinkSync(path);
-      } catch {
-        // Another run removed it first; the next open decides.
-      }
+  } catch (error) {
+    if (error instanceof SchedulerError || errno(error) === undefined) throw error;
+    const what = `${errno(error)} on the lock file or its directory`;
+    throw new ConfigError(`--lock ${path}: ${what}; check their permissions.`, { cause: error });
+  }
+  throw new LockedError(`The lock ${path} keeps changing hands; this run did nothing.`);
+}
+
+/** Creates the lock with O_EXCL: false when one exists. A file it could not finish is removed. */
+function create(path: string, content: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, "wx", 0o644);
+  } catch (error) {
+    if (errno(error) === "EEXIST") return false;
+    throw new ConfigError(
+      `--lock ${path}: cannot create the lock file (${errno(error)}); check that its directory exists and is writable.`,
+      { cause: error },
+    );
+  }
+  try {
+    try {
+      writeFileSync(fd, content);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    removeQuietly(path);
+    throw new ConfigError(
+      `--lock ${path}: cannot write the lock file (${errno(error)}), so it was removed; check the space and limits of its file system.`,
+      { cause: error },
+    );
+  }
+  return true;
+}
+
+/** Reads the lock through one descriptor, so its identity, age and holder are one file's. */
+function inspect(path: string, now: () => number): Seen | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    if (errno(error) === "ENOENT") return undefined;
+    // Unreadable: judged by its age alone.
+    const stat = statSync(path, { bigint: true, throwIfNoEntry: false });
+    return stat && { id: identity(stat), ageMs: now() - Number(stat.mtimeMs), holder: undefined };
+  }
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    let text = "";
+    try {
+      text = readFileSync(fd, "utf8");
+    } catch {
+      // Unreadable (a directory, an I/O error): judged by its age alone.
+    }
+    return { id: identity(stat), ageMs: now() - Number(stat.mtimeMs), holder: parse(text) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Why the lock is not ours to take, as the exit-7 message; undefined when it is stale. */
+function heldMessage(path: string, seen: Seen, host: string): string | undefined {
+  const age = Math.max(0, Math.round(seen.ageMs / 1000));
+  const fresh = seen.ageMs < DEFAULTS.lockStaleMs;
+  const staleAfter = `a lock not refreshed for ${DEFAULTS.lockStaleMs / 1000}s is taken over`;
+  const { holder } = seen;
+  if (holder === undefined) {
+    if (!fresh) return undefined;
+    return `The lock ${path} names no holder (empty or unreadable, written ${age}s ago: a run may be creating it); this run did nothing (${staleAfter}).`;
+  }
+  if (!fresh || (holder.host === host && !exists(holder.pid))) return undefined;
+  return `Another run (pid ${holder.pid} on host ${holder.host}, last refreshed ${age}s ago) holds the lock ${path}; this run did nothing (${staleAfter}).`;
+}
+
+/**
+ * Removes the stale lock `seen` if the lock is still that file (see the module comment).
+ * "changed": it is another file now, judge again; "busy": another run is taking it over.
+ */
+function takeOver(path: string, seen: Seen, now: () => number): "removed" | "changed" | "busy" {
+  for (let level = 0; level < GUARD_LEVELS; level++) {
+    const guard = `${path}.${seen.id}.${level}${GUARD_SUFFIX}`;
+    try {
+      closeSync(openSync(guard, "wx"));
+    } catch (error) {
+      if (errno(error) !== "EEXIST") throw error;
+      const age = ageOf(guard, now);
+      if (age === undefined) return "changed"; // its creator has just finished
+      if (age < DEFAULTS.lockStaleMs) return "busy";
       continue;
     }
-    break;
+    try {
+      const current = statSync(path, { bigint: true, throwIfNoEntry: false });
+      if (current === undefined || identity(current) !== seen.id) return "changed";
+      try {
+        unlinkSync(path);
+      } catch (error) {
+        if (errno(error) !== "ENOENT") throw error; // ENOENT: its holder released it meanwhile
+      }
+      removeDeadGuards(path, now);
+      return "removed";
+    } finally {
+      removeQuietly(guard);
+    }
   }
-  const pid = Number.parseInt(readOrEmpty(path), 10);
-  throw new LockedError(
-    Number.isNaN(pid)
-      ? `The lock ${path} exists but names no process; remove it if no run is active. This run did nothing.`
-      : `Another run (pid ${pid}) holds the lock ${path}; this run did nothing.`,
-  );
+  return "busy";
 }
 
-function readOrEmpty(path: string): string {
+/** The holder: refreshes the mtime until released, and reports once a refresh finds it lost. */
+function hold(path: string, nonce: string, now: () => number, onLost: LockOptions["onLost"]): Lock {
+  const timer = setInterval(() => {
+    let holder: Holder | undefined;
+    try {
+      holder = parse(readFileSync(path, "utf8"));
+    } catch (error) {
+      if (errno(error) !== "ENOENT") return; // a passing I/O error: the next tick tries again
+    }
+    if (holder?.nonce === nonce) {
+      try {
+        const seconds = now() / 1000;
+        utimesSync(path, seconds, seconds);
+      } catch {
+        // The next tick sees what happened to the file.
+      }
+      return;
+    }
+    clearInterval(timer);
+    const by = holder
+      ? `by pid ${holder.pid} on host ${holder.host}`
+      : "(the file is gone or names no run)";
+    onLost?.(
+      new LockedError(
+        `The lock ${path} was taken over ${by}: another run sweeps now, so this one starts no further patient.`,
+      ),
+    );
+  }, DEFAULTS.lockRefreshMs);
+  timer.unref();
+  return {
+    release() {
+      clearInterval(timer);
+      try {
+        if (parse(readFileSync(path, "utf8"))?.nonce === nonce) unlinkSync(path);
+      } catch {
+        // Gone already: nothing of ours to remove.
+      }
+    },
+  };
+}
+
+/** Guards of this lock left by runs that died taking it over: litter once a takeover is done. */
+function removeDeadGuards(path: string, now: () => number): void {
+  const prefix = `${basename(path)}.`;
   try {
-    return readFileSync(path, "utf8");
+    for (const name of readdirSync(dirname(path))) {
+      if (!name.startsWith(prefix) || !name.endsWith(GUARD_SUFFIX)) continue;
+      const guard = join(dirname(path), name);
+      if ((ageOf(guard, now) ?? 0) >= DEFAULTS.lockStaleMs) removeQuietly(guard);
+    }
   } catch {
-    return "";
+    // Best effort: litter, never a reason to fail a takeover that is done.
   }
 }
 
-/** A lock is stale when it names a process on this host that no longer exists. */
-function isStale(owner: string): boolean {
-  const [pidText, host] = owner.split("\n");
+/** `<pid>\n<host>\n<nonce>\n`; locks written before the nonce existed have none. */
+function parse(text: string): Holder | undefined {
+  const [pidText = "", host = "", nonce] = text.split("\n");
   const pid = Number(pidText);
-  // Empty or garbled: maybe a run between creating and writing it; never assume it dead.
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (host !== undefined && host !== "" && host !== hostname()) return false;
+  if (!/^[1-9]\d*$/.test(pidText) || !Number.isSafeInteger(pid) || host === "") return undefined;
+  return { pid, host, nonce: nonce || undefined };
+}
+
+/** Whether this host has a process with that pid (EPERM: it exists, it is not ours). */
+function exists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return false;
+    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
+    return errno(error) !== "ESRCH";
   }
+}
+
+function identity(stat: { ino: bigint; mtimeNs: bigint }): string {
+  return `${stat.ino}-${stat.mtimeNs}`;
+}
+
+function ageOf(file: string, now: () => number): number | undefined {
+  const stat = statSync(file, { throwIfNoEntry: false });
+  return stat && now() - stat.mtimeMs;
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone.
+  }
+}
+
+function errno(error: unknown): string | undefined {
+  return error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
 }

@@ -4,12 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
-import { tempDir } from "./helpers/temp.ts";
 import { makePatients } from "./stand-ins/seed.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
 
@@ -162,27 +160,6 @@ test("--deadline: past it no new patient starts, in-flight ones finish, exit 8",
   assert.equal(report.counts.updated, 1);
   assert.equal(report.counts.not_started, 1);
   assert.deepEqual(backend.writes, [{ pid: 3, status: 9 }]);
-});
-
-test("--lock: a held lock is exit 7 with no request; a dead owner's lock is taken over", async (t) => {
-  const { backend, ml, env } = await startServices(t);
-  const dir = tempDir(t, "lock");
-  const lock = join(dir, "sweep.lock");
-
-  writeFileSync(lock, `${process.pid}\n${(await import("node:os")).hostname()}\n`);
-  const held = await run(["--lock", lock, "--json"], { env });
-  assert.equal(held.code, 7, held.stderr);
-  assert.match(held.stderr, new RegExp(`Another run \\(pid ${process.pid}\\) holds the lock`));
-  assert.equal(held.stderr.trim().split("\n").length, 1);
-  assert.equal(parseReport(held.stdout).error.code, "locked");
-  assert.equal(backend.requests.length + ml.requests.length, 0);
-
-  const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
-  writeFileSync(lock, `${dead}\n${(await import("node:os")).hostname()}\n`);
-  const taken = await run(["--lock", lock], { env });
-  assert.equal(taken.code, 0, taken.stderr);
-  assert.equal(backend.writes.length, 4);
-  assert.ok(!existsSync(lock), "the lock is released when the run ends");
 });
 
 test("the breaker through the bin: a service down mid-sweep stops the sweep with exit 6", async (t) => {
