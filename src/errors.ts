@@ -24,7 +24,11 @@ export const EXIT_CODES = [
     name: "aborted",
     meaning: "aborted by the failure threshold (--breaker, --max-failures)",
   },
-  { code: 7, name: "locked", meaning: "another run holds the lock; this run did nothing" },
+  {
+    code: 7,
+    name: "locked",
+    meaning: "another run holds the lock (this run did nothing) or took it over mid-sweep",
+  },
   { code: 8, name: "deadline", meaning: "deadline reached; the sweep stopped early" },
   {
     code: 70,

@@ -45,3 +45,22 @@ test("crontab.example runs one locked sweep with an env file and lists every exi
   for (const { code } of EXIT_CODES)
     assert.match(comments, new RegExp(`\\b${code}\\b`), `exit ${code}`);
 });
+
+test("the README's exit-code table and precedence list every code of the table in errors.ts", () => {
+  const readme = read("README.md");
+  const section = readme.slice(
+    readme.indexOf("## Exit codes"),
+    readme.indexOf("\n## ", readme.indexOf("## Exit codes") + 1),
+  );
+  const rows = section.match(/^\| [\d /]+\|/gm) ?? [];
+  const documented = rows.flatMap((row) => row.match(/\d+/g) ?? []).map(Number);
+  assert.deepEqual(
+    documented.toSorted((a, b) => a - b),
+    EXIT_CODES.map((e) => e.code).toSorted((a, b) => a - b),
+  );
+  const precedence = section.match(/When several apply, the first of ([\d/, ]+) wins/)?.[1] ?? "";
+  assert.deepEqual(
+    (precedence.match(/\d+/g) ?? []).map(Number).toSorted((a, b) => a - b),
+    EXIT_CODES.map((e) => e.code).toSorted((a, b) => a - b),
+  );
+});
