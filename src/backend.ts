@@ -2,11 +2,11 @@
  * The patient backend: login and token checks, the patient list, vitals and status writes.
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
-import type { Got } from "got";
 import type { z } from "zod";
 import { AuthError, UpstreamError } from "./errors.ts";
 import {
   type Answer,
+  type ClientHooks,
   createClient,
   expectOk,
   MAX_PATIENT_LIST_BYTES,
@@ -36,9 +36,8 @@ export interface Credentials {
   usernameSource?: string | undefined;
 }
 
-export interface BackendOptions extends ServiceSettings {
+export interface BackendOptions extends ServiceSettings, Omit<ClientHooks, "service"> {
   credentials: Credentials;
-  signal?: AbortSignal | undefined;
 }
 
 export interface BackendClient {
@@ -50,8 +49,9 @@ export interface BackendClient {
 }
 
 export function createBackend(options: BackendOptions): BackendClient {
-  const client: Got = createClient(options);
-  const { credentials, signal } = options;
+  const { signal, onRequest } = options;
+  const client = createClient(options, { service: "backend", signal, onRequest });
+  const { credentials } = options;
   const loginRetry = retryOnlyUnstarted(options);
   let token = credentials.token;
   /**
@@ -63,7 +63,7 @@ export function createBackend(options: BackendOptions): BackendClient {
   /** Why logging in no longer works; every later caller gets it without a request. */
   let failed: unknown;
 
-  const call = (path: string, init: SendOptions = {}) => send(client, path, { signal, ...init });
+  const call = (path: string, init: SendOptions = {}) => send(client, path, init);
 
   async function login(): Promise<void> {
     const { username, password } = credentials;

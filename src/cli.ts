@@ -121,9 +121,6 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   io.out = out;
   if (json) io.jsonFlags = flags;
 
-  /** Error codes already logged, so the end of the run does not repeat them. */
-  const announced = new Set<string>();
-  const say = (code: string) => (code === "auth" || code === "upstream" ? out.error : out.warn);
   const stop = new AbortController();
 
   let config: ReturnType<typeof resolveConfig>;
@@ -169,19 +166,13 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const sweep = runSweep(config, {
       signal: abort.signal,
       stop: stop.signal,
-      onStart: (total) => out.start(total),
-      onPatientDone: (result) => out.patientDone(result),
-      onInfo: (message) => out.info(message),
-      onStop: (reason) => {
-        announced.add(reason.code);
-        say(reason.code)(reason.message);
-      },
+      onEvent: (event) => out.event(event),
     });
     const report = await Promise.race([sweep, bugged]);
     out.finish();
     // Whatever ended the run and was not said when it happened is said now.
-    if (report.error && !announced.has(report.error.code))
-      say(report.error.code)(report.error.message);
+    if (report.error && !out.announced.has(report.error.code))
+      out.ended(report.error.code, report.error.message);
     const written = await io.write(json ? formatJson(report) : formatHuman(report));
     if (written) return report.exitCode;
     out.error("The report could not be written to stdout (closed or full); the sweep itself ran.");

@@ -45,6 +45,8 @@ export class RequestFailure extends Error {
   readonly reason: string;
   /** HTTP status when the service answered. */
   readonly status: number | undefined;
+  /** Attempts the request made, the first included (1 when it failed after parsing). */
+  attempts = 1;
   constructor(reason: string, detail: string, status?: number, options?: ErrorOptions) {
     super(detail, options);
     this.reason = reason;
@@ -70,6 +72,8 @@ export interface Answer {
   status: number;
   body: string;
   route: string;
+  /** Attempts made, the first included. */
+  attempts: number;
 }
 
 export interface SendOptions {
@@ -85,8 +89,43 @@ export interface SendOptions {
 
 const RETRY_STATUS = [408, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
 
+/** The two services a sweep talks to. */
+export type Service = "backend" | "ml";
+
+/** One request as it ended, after its retries: what a `request_done` event carries. */
+export interface RequestRecord {
+  service: Service;
+  /** Method and path, never the query (which may hold a pid). */
+  route: string;
+  /** The final answer's HTTP status; null when none came. */
+  status: number | null;
+  /** Attempts made, the first included. */
+  attempts: number;
+  durationMs: number;
+  /** The failure's reason code (`timeout`, `redirect_refused`...), null when it answered. */
+  reason: string | null;
+}
+
+/** What a client of one service shares with every request it sends. */
+export interface ClientHooks {
+  service: Service;
+  /** Aborting it aborts every request of this client. */
+  signal?: AbortSignal | undefined;
+  /** Called once per request, when it ended. */
+  onRequest?: ((record: RequestRecord) => void) | undefined;
+}
+
+/** A service's got instance and the hooks its requests share. */
+export interface ServiceClient extends ClientHooks {
+  got: Got;
+}
+
 /** One got instance for one service. */
-export function createClient(settings: ServiceSettings): Got {
+export function createClient(settings: ServiceSettings, hooks: ClientHooks): ServiceClient {
+  return { ...hooks, got: createGot(settings) };
+}
+
+function createGot(settings: ServiceSettings): Got {
   return got.extend({
     prefixUrl: settings.baseUrl,
     timeout: { request: settings.requestTimeoutMs },
@@ -133,10 +172,43 @@ export function retryOnlyUnstarted(settings: ServiceSettings): Partial<RetryOpti
   };
 }
 
-/** Sends one request and answers whatever status came back; throws RequestFailure otherwise. */
-export async function send(client: Got, path: string, options: SendOptions = {}): Promise<Answer> {
+/**
+ * Sends one request (with the client's signal unless the options name another) and answers
+ * whatever status came back; throws RequestFailure otherwise. Either way it is recorded once.
+ */
+export async function send(
+  client: ServiceClient,
+  path: string,
+  options: SendOptions = {},
+): Promise<Answer> {
+  const started = performance.now();
+  const route = `${options.method ?? "GET"} /${path}`;
+  const record = (status: number | null, attempts: number, reason: string | null) =>
+    client.onRequest?.({
+      service: client.service,
+      route,
+      status,
+      attempts,
+      durationMs: Math.round(performance.now() - started),
+      reason,
+    });
+  try {
+    const answer = await exchange(client.got, path, route, { signal: client.signal, ...options });
+    record(answer.status, answer.attempts, null);
+    return answer;
+  } catch (error) {
+    if (error instanceof RequestFailure) record(error.status ?? null, error.attempts, error.reason);
+    throw error;
+  }
+}
+
+async function exchange(
+  client: Got,
+  path: string,
+  route: string,
+  options: SendOptions,
+): Promise<Answer> {
   const method = options.method ?? "GET";
-  const route = `${method} /${path}`;
   const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
   // got has no body-size limit: watch the download and abort it past the limit. One controller
   // per request, linked to the caller's signal and unlinked after (no AbortSignal.any per request).
@@ -163,27 +235,32 @@ export async function send(client: Got, path: string, options: SendOptions = {})
   try {
     response = await request;
   } catch (error) {
-    if (tooLarge)
-      throw new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`);
-    // Whatever the caller aborted with (a TimeoutError included), the request was cut off by it.
-    if (options.signal?.aborted && error instanceof RequestError) {
-      throw new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error });
-    }
-    throw toFailure(error, route);
+    const attempts = (error instanceof RequestError ? (error.request?.retryCount ?? 0) : 0) + 1;
+    const failure = tooLarge
+      ? new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`)
+      : // Whatever the caller aborted with (a TimeoutError included), the request was cut off by it.
+        options.signal?.aborted && error instanceof RequestError
+        ? new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error })
+        : toFailure(error, route);
+    failure.attempts = attempts;
+    throw failure;
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
+  const attempts = response.retryCount + 1;
   const location = response.headers.location;
   // A 3xx that comes back as an answer is one the redirect rule refused to follow.
   if (location !== undefined && response.statusCode >= 300 && response.statusCode < 400) {
     const origin = redirectTarget(location, response.url)?.origin ?? "an unparsable location";
-    throw new RequestFailure(
+    const failure = new RequestFailure(
       "redirect_refused",
       `${route}: HTTP ${response.statusCode} redirect to ${origin} refused (only the same origin and method are followed); fix the service's base URL`,
       response.statusCode,
     );
+    failure.attempts = attempts;
+    throw failure;
   }
-  return { status: response.statusCode, body: response.body, route };
+  return { status: response.statusCode, body: response.body, route, attempts };
 }
 
 /**

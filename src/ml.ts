@@ -1,8 +1,8 @@
 /**
  * The ML server: a health check that also works behind the production nginx, and predictions.
  */
-import type { Got } from "got";
 import {
+  type ClientHooks,
   createClient,
   expectOk,
   parseBody,
@@ -12,9 +12,7 @@ import {
 } from "./http.ts";
 import { Health, Prediction, ProbeRejection, type Vital } from "./schemas.ts";
 
-export interface MlOptions extends ServiceSettings {
-  signal?: AbortSignal | undefined;
-}
+export interface MlOptions extends ServiceSettings, Omit<ClientHooks, "service"> {}
 
 /** How the ML server proved it answers. */
 export type HealthResult = "health" | "predict_probe";
@@ -30,14 +28,14 @@ export interface MlClient {
 }
 
 export function createMl(options: MlOptions): MlClient {
-  const client: Got = createClient(options);
-  const { signal } = options;
+  const { signal, onRequest } = options;
+  const client = createClient(options, { service: "ml", signal, onRequest });
 
   return {
     async check() {
-      const health = await send(client, "health", { signal });
+      const health = await send(client, "health");
       if (health.status === 200 && Health.safeParse(safeJson(health.body)).success) return "health";
-      const probe = await send(client, "predict", { method: "POST", json: [], signal });
+      const probe = await send(client, "predict", { method: "POST", json: [] });
       if (probe.status !== 422) {
         throw new RequestFailure(
           `http_${probe.status}`,
@@ -58,7 +56,7 @@ export function createMl(options: MlOptions): MlClient {
         systolic,
         diastolic,
       }));
-      const answer = await send(client, "predict", { method: "POST", json: records, signal });
+      const answer = await send(client, "predict", { method: "POST", json: records });
       return parseBody(expectOk(answer), Prediction).status.id;
     },
   };

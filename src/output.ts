@@ -3,6 +3,7 @@
  * stdout is left to the report alone.
  */
 import { createConsola, LogLevels } from "consola/basic";
+import type { SweepEvent } from "./events.ts";
 import type { PatientResult } from "./report.ts";
 
 export interface OutputOptions {
@@ -15,9 +16,12 @@ export interface Output {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
-  /** The patient list is known. */
-  start(total: number): void;
-  patientDone(result: PatientResult): void;
+  /** A sweep's event, in words (or a redrawn progress line). */
+  event(event: SweepEvent): void;
+  /** Error codes of the stops already said, so the end of the run does not repeat them. */
+  readonly announced: ReadonlySet<string>;
+  /** Says what ended a run, at error for a failed service or login, else at warn. */
+  ended(code: string, message: string): void;
   /** Clears the progress line for good. */
   finish(): void;
 }
@@ -59,28 +63,52 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
   };
 
   const warn = say((m) => logger.warn(m));
+  const error = say((m) => logger.error(m));
   const debug = say((m) => logger.debug(m));
+  const info = say((m) => logger.info(m));
+  const announced = new Set<string>();
+  const ended = (code: string, message: string) => {
+    announced.add(code);
+    (code === "auth" || code === "upstream" ? error : warn)(message);
+  };
+
+  const patientDone = (result: PatientResult) => {
+    done++;
+    const where = result.pid === null ? "a record without a pid" : `pid ${result.pid}`;
+    if (result.outcome === "failed") {
+      failed++;
+      warn(`${where} failed at ${result.stage}: ${result.reason}`);
+    } else if (verbose) {
+      const change = result.to !== null ? ` (${result.from} -> ${result.to})` : "";
+      debug(`${where}: ${result.outcome}${change}`);
+    }
+    if (live && (done === total || Date.now() - drawnAt >= REDRAW_MS)) draw();
+  };
 
   return {
-    info: say((m) => logger.info(m)),
+    info,
     warn,
-    error: say((m) => logger.error(m)),
-    start(count) {
-      total = count;
-      started = Date.now();
-      logger.info(`Sweeping ${count} patients`);
-    },
-    patientDone(result) {
-      done++;
-      const where = result.pid === null ? "a record without a pid" : `pid ${result.pid}`;
-      if (result.outcome === "failed") {
-        failed++;
-        warn(`${where} failed at ${result.stage}: ${result.reason}`);
-      } else if (verbose) {
-        const change = result.to !== null ? ` (${result.from} -> ${result.to})` : "";
-        debug(`${where}: ${result.outcome}${change}`);
+    error,
+    announced,
+    ended,
+    event(event) {
+      switch (event.type) {
+        case "run_started":
+          total = event.patients;
+          started = Date.now();
+          logger.info(`Sweeping ${event.patients} patients`);
+          return;
+        case "patient_done":
+          return patientDone(event.result);
+        case "stopped":
+          return ended(event.code, event.message);
+        case "ml_probe_used":
+          return info(
+            "ML server: GET /health did not answer true (a proxy in front?); POST /predict answered, so it is up.",
+          );
+        case "request_done":
+          return;
       }
-      if (live && (done === total || Date.now() - drawnAt >= REDRAW_MS)) draw();
     },
     finish: clear,
   };

@@ -4,7 +4,7 @@
  */
 import type { BackendClient } from "./backend.ts";
 import { AuthError, SchedulerError } from "./errors.ts";
-import { RequestFailure } from "./http.ts";
+import { RequestFailure, type Service } from "./http.ts";
 import type { MlClient } from "./ml.ts";
 import type { PatientResult, Stage } from "./report.ts";
 import type { Patient } from "./schemas.ts";
@@ -19,9 +19,6 @@ export interface PatientContext {
   /** Aborted: in-flight requests stop and no write starts. */
   signal?: AbortSignal | undefined;
 }
-
-/** The two services a patient's step talks to. */
-export type Service = "backend" | "ml";
 
 /** Which service each stage talks to. */
 const SERVICE_OF: Record<Stage, Service | undefined> = {

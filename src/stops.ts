@@ -4,7 +4,7 @@
  * --max-failures). Plain state and timers; the sweep asks it and it never prints.
  */
 import { SchedulerError } from "./errors.ts";
-import type { Service } from "./patient.ts";
+import type { Service } from "./http.ts";
 
 export interface StopsConfig {
   deadlineSeconds?: number | undefined;

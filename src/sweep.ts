@@ -6,7 +6,8 @@
 import pLimit from "p-limit";
 import { type BackendClient, type Credentials, createBackend } from "./backend.ts";
 import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "./errors.ts";
-import { RequestFailure, type ServiceSettings } from "./http.ts";
+import type { SweepEvent } from "./events.ts";
+import { RequestFailure, type RequestRecord, type ServiceSettings } from "./http.ts";
 import { createMl, type MlClient } from "./ml.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
@@ -46,16 +47,8 @@ export interface SweepOptions {
    * `graceSeconds`, then their requests are aborted. A SchedulerError reason becomes the run's.
    */
   stop?: AbortSignal | undefined;
-  /** The list is known: `total` patients will be handled. */
-  onStart?: ((total: number) => void) | undefined;
-  onPatientDone?: ((result: PatientResult) => void) | undefined;
-  /** A fact worth an info line (never carries patient data). */
-  onInfo?: ((message: string) => void) | undefined;
-  /**
-   * No further patient starts, for this reason (a stop, the deadline, the breaker,
-   * --max-failures, a 401/403 or a failed re-login); said once, when it happens.
-   */
-  onStop?: ((reason: SchedulerError) => void) | undefined;
+  /** Every fact of the run as it happens (see SweepEvent); a throw here is a bug (exit 70). */
+  onEvent?: ((event: SweepEvent) => void) | undefined;
 }
 
 /**
@@ -72,31 +65,38 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   let waiting = Number.POSITIVE_INFINITY;
   let inFlight = 0;
   let preparing = true;
+  const emit = (event: SweepEvent) => options.onEvent?.(event);
   const stops = createStops(config, {
     signal: options.signal,
     stop: options.stop,
     waiting: () => waiting > 0,
     busy: () => preparing || inFlight > 0,
-    onStop: (reason) => options.onStop?.(reason),
+    onStop: (reason) => emit({ type: "stopped", code: reason.code, message: reason.message }),
   });
   const fail = (caught: unknown) => {
     bug ??= { error: caught };
     stops.abortNow(caught);
   };
-  const report = (result: PatientResult) => {
+  const report = (result: PatientResult, durationMs = 0) => {
     if (bug) return; // the run rejects: nothing more is reported
     results.push(result);
-    options.onPatientDone?.(result);
+    emit({ type: "patient_done", result, durationMs });
   };
 
   try {
     const { signal } = stops;
-    const backend = createBackend({ ...config, baseUrl: config.patientServer, signal });
-    const ml = createMl({ ...config, baseUrl: config.mlServer, signal });
-    const { selected, rejected } = await prepare(backend, ml, config, options, stops);
+    const onRequest = (record: RequestRecord) => emit({ type: "request_done", ...record });
+    const backend = createBackend({
+      ...config,
+      baseUrl: config.patientServer,
+      signal,
+      onRequest,
+    });
+    const ml = createMl({ ...config, baseUrl: config.mlServer, signal, onRequest });
+    const { selected, rejected } = await prepare(backend, ml, config, emit, stops);
     preparing = false;
     waiting = selected.length;
-    options.onStart?.(selected.length + rejected.length);
+    emit({ type: "run_started", patients: selected.length + rejected.length });
     for (const r of rejected) report(r);
 
     const thresholds = createThresholds(config);
@@ -109,13 +109,14 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
           return report(notStarted(patient));
         }
         inFlight++;
+        const started = performance.now();
         const step = await sweepPatient(patient, {
           backend,
           ml,
           dryRun: config.dryRun,
           signal,
         }).finally(() => inFlight--);
-        report(step.result);
+        report(step.result, Math.round(performance.now() - started));
         const cause =
           step.fatal ?? thresholds.record(step.verdicts, step.result.outcome === "failed");
         if (cause) stops.halt(cause);
@@ -166,7 +167,7 @@ async function prepare(
   backend: BackendClient,
   ml: MlClient,
   config: SweepConfig,
-  options: SweepOptions,
+  emit: (event: SweepEvent) => void,
   stops: Stops,
 ): Promise<Selection> {
   /** A failed request: the stop that aborted it if any, else exit 5; anything else surfaces. */
@@ -186,11 +187,7 @@ async function prepare(
   await backend.authenticate().catch(upstream("Login"));
   unlessStopped();
   const health = await ml.check().catch(upstream("ML server check"));
-  if (health === "predict_probe") {
-    options.onInfo?.(
-      "ML server: GET /health did not answer true (a proxy in front?); POST /predict answered, so it is up.",
-    );
-  }
+  if (health === "predict_probe") emit({ type: "ml_probe_used" });
   unlessStopped();
   const list = await backend.fetchAllPatients().catch(upstream("Fetching the patient list"));
   unlessStopped();

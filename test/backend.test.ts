@@ -59,8 +59,8 @@ for (const [what, fault, exitCode, reason] of reloginFailures) {
     const report = await runSweep(
       sweepConfig(env, { concurrency: 1, retries: 2, requestTimeoutMs: 500 }),
       {
-        onPatientDone: () => {
-          if (loginsBefore >= 0) return;
+        onEvent: (event) => {
+          if (event.type !== "patient_done" || loginsBefore >= 0) return;
           // The token expires after the first patient; every login from now on fails.
           loginsBefore = backend.requests.filter(isLogin).length;
           backend.expireTokens();

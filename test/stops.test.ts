@@ -29,7 +29,8 @@ test("a bug in a callback stops starting patients, aborts in-flight requests and
   const bug = new TypeError("a bug in a reporter");
   let calls = 0;
   const sweep = runSweep(sweepConfig(env, { concurrency: 2 }), {
-    onPatientDone: () => {
+    onEvent: (event) => {
+      if (event.type !== "patient_done") return;
       calls++;
       throw bug;
     },
@@ -52,7 +53,7 @@ test("--deadline bounds login too: a stalled login ends the run at deadline + gr
   const stops: string[] = [];
   const report = await runSweep(
     sweepConfig(env, { deadlineSeconds: 0.1, graceSeconds: 0.1, requestTimeoutMs: 60_000 }),
-    { onStop: (reason) => stops.push(reason.code) },
+    { onEvent: (e) => e.type === "stopped" && stops.push(e.code) },
   );
   assert.equal(report.exitCode, 8, report.error?.message);
   assert.equal(report.error?.code, "deadline");
@@ -85,7 +86,7 @@ test("a deadline that passes with nothing left to start and in-flight work done 
   const stops: string[] = [];
   const sweep = runSweep(
     sweepConfig(env, { patients: [2], deadlineSeconds: 0.05, graceSeconds: 5 }),
-    { onStop: (reason) => stops.push(reason.code) },
+    { onEvent: (e) => e.type === "stopped" && stops.push(e.code) },
   );
   await hold.waitFor();
   await new Promise((resolve) => setTimeout(resolve, 200));
