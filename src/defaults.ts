@@ -17,3 +17,17 @@ export const DEFAULTS = {
   /** A lock (or takeover guard) not refreshed for this long is stale and is taken over. */
   lockStaleMs: 30_000,
 } as const;
+
+/** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */
+export const LIMITS = {
+  concurrency: 1_024,
+  /** Node's timers hold at most 2^31-1 ms; a longer one fires after 1 ms instead. */
+  timerMs: 2 ** 31 - 1,
+  /** The longest duration in seconds whose timer still fits (about 24.8 days). */
+  timerSeconds: 2_147_483,
+  /** A `*_FILE` secret holds one value. */
+  secretFileBytes: 64 * 1024,
+  envFileBytes: 1024 * 1024,
+  /** More invalid patient records than this (or than half the list) is a contract break. */
+  invalidRecords: 1_000,
+} as const;
