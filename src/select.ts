@@ -1,7 +1,10 @@
 /**
  * Which patients a sweep handles: each record of the list is validated on its own, so one bad
  * record fails alone; `--patient` narrows the list, and a pid it names that is absent is reported.
+ * A list that is mostly invalid is not a few bad records but a contract break, judged first.
  */
+import { LIMITS } from "./defaults.ts";
+import { UpstreamError } from "./errors.ts";
 import type { PatientResult } from "./report.ts";
 import { describeIssues, Patient, PatientPid } from "./schemas.ts";
 
@@ -11,14 +14,21 @@ export interface Selection {
   rejected: PatientResult[];
 }
 
+type Checked = ReturnType<typeof Patient.safeParse>;
+
+/**
+ * Splits the list into patients to handle and per-record failures. Throws UpstreamError (before
+ * any result is built) when more than LIMITS.invalidRecords records, or more than half, are
+ * invalid, whatever `wanted` selects: then the list itself is wrong.
+ */
 export function selectPatients(list: unknown[], wanted?: number[]): Selection {
+  const checked = checkAll(list);
   const want = wanted === undefined ? undefined : new Set(wanted);
   const byPid = new Map<number, Patient | PatientResult>();
   const rejected: PatientResult[] = [];
 
-  for (const [index, record] of list.entries()) {
-    const parsed = Patient.safeParse(record);
-    const pid = parsed.success ? parsed.data.pid : PatientPid.safeParse(record).data?.pid;
+  for (const [index, parsed] of checked.entries()) {
+    const pid = parsed.success ? parsed.data.pid : PatientPid.safeParse(list[index]).data?.pid;
     if (want !== undefined && (pid === undefined || !want.has(pid))) continue;
     if (pid === undefined) {
       const detail = parsed.success ? "" : describeIssues(parsed.error);
@@ -43,6 +53,29 @@ export function selectPatients(list: unknown[], wanted?: number[]): Selection {
     else selected.push(entry);
   }
   return { selected, rejected };
+}
+
+/** Every record parsed, or the contract-break verdict as soon as it is certain. */
+function checkAll(list: unknown[]): Checked[] {
+  const checked: Checked[] = [];
+  let invalid = 0;
+  let first = "";
+  const verdict = (count: string) =>
+    new UpstreamError(
+      `The patient list breaks the contract: ${count} of its ${list.length} records are invalid (${first}); check that PATIENT_SERVER is the patient backend.`,
+    );
+  for (const [index, record] of list.entries()) {
+    const parsed = Patient.safeParse(record);
+    if (!parsed.success) {
+      invalid++;
+      first ||= `the first, record ${index}: ${describeIssues(parsed.error)}`;
+      // Counting on would cost time and memory for nothing: 30 million invalid records fit 64 MiB.
+      if (invalid > LIMITS.invalidRecords) throw verdict(`more than ${LIMITS.invalidRecords}`);
+    }
+    checked.push(parsed);
+  }
+  if (invalid * 2 > list.length) throw verdict(String(invalid));
+  return checked;
 }
 
 function failed(pid: number | null, reason: string, detail: string): PatientResult {

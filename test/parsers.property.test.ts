@@ -6,9 +6,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { type Answer, parseBody, RequestFailure } from "../src/http.ts";
+import { UpstreamError } from "../src/index.ts";
 import {
   Health,
   LoginResponse,
+  Patient,
   PatientList,
   Prediction,
   ProbeRejection,
@@ -95,13 +97,25 @@ for (const [name, schema] of Object.entries(SCHEMAS)) {
   });
 }
 
-test("selectPatients turns any list into one entry per usable pid and a reason for the rest", () => {
+test("selectPatients turns any list into one entry per usable pid and a reason for the rest, or refuses a mostly invalid list", () => {
   fc.assert(
     fc.property(
       fc.array(jsonish.value, { maxLength: 20 }),
       fc.option(fc.array(fc.integer({ min: 1, max: 5 }))),
       (list, wanted) => {
-        const { selected, rejected } = selectPatients(list, wanted ?? undefined);
+        const invalid = list.filter((r) => !Patient.safeParse(r).success).length;
+        let selection: ReturnType<typeof selectPatients>;
+        try {
+          selection = selectPatients(list, wanted ?? undefined);
+        } catch (error) {
+          assert.ok(error instanceof UpstreamError, `threw ${String(error)}`);
+          assert.ok(invalid * 2 > list.length, "refused only when more than half are invalid");
+          assert.ok(error.message.includes(`: ${invalid} of its ${list.length} records`));
+          assert.ok(!error.message.includes(MARK) && !error.message.includes("\n"));
+          return;
+        }
+        assert.ok(invalid * 2 <= list.length, "a mostly invalid list is never selected from");
+        const { selected, rejected } = selection;
         const pids = [
           ...selected.map((p) => p.pid),
           ...rejected.map((r) => r.pid).filter((p) => p !== null),
