@@ -3,7 +3,8 @@
  * README mirrors them. Values are parsed here, so a bad one is a usage error (exit 2).
  */
 import { InvalidArgumentError } from "commander";
-import { DEFAULTS } from "./defaults.ts";
+import { z } from "zod";
+import { DEFAULTS, LIMITS } from "./defaults.ts";
 
 export interface CliOption {
   flags: string;
@@ -14,26 +15,47 @@ export interface CliOption {
   defaultDescription?: string;
 }
 
-function positiveInt(value: string): number {
-  if (!/^[1-9]\d*$/.test(value) || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError("expected a positive integer.");
-  }
-  return Number(value);
+/** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
+function wholeNumber(min: number, max: number, rule: string) {
+  return z
+    .string()
+    .refine((v) => /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max, { error: rule })
+    .transform(Number);
 }
 
-function nonNegativeInt(value: string): number {
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError("expected a whole number, 0 or more.");
-  }
-  return Number(value);
-}
+/**
+ * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
+ * config to the environment variable behind it (exit 3). Durations stop at Node's timer limit,
+ * past which a timer fires after 1 ms instead.
+ */
+export const RULES = {
+  concurrency: wholeNumber(
+    1,
+    LIMITS.concurrency,
+    `must be a positive integer, at most ${LIMITS.concurrency}`,
+  ),
+  milliseconds: wholeNumber(
+    1,
+    LIMITS.timerMs,
+    `must be a positive integer of milliseconds, at most ${LIMITS.timerMs}`,
+  ),
+  positive: wholeNumber(1, Number.MAX_SAFE_INTEGER, "must be a positive integer"),
+  nonNegative: wholeNumber(0, Number.MAX_SAFE_INTEGER, "must be a whole number, 0 or more"),
+  seconds: z
+    .string()
+    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.timerSeconds, {
+      error: `must be a number of seconds greater than 0, at most ${LIMITS.timerSeconds} (24.8 days)`,
+    })
+    .transform(Number),
+} as const;
 
-function positiveSeconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
-    throw new InvalidArgumentError("expected a number of seconds greater than 0.");
-  }
-  return n;
+/** Commander's parser for a rule: a refused value is a usage error naming the rule. */
+function byRule(rule: z.ZodType<number, string>): (value: string) => number {
+  return (value) => {
+    const parsed = rule.safeParse(value);
+    if (!parsed.success) throw new InvalidArgumentError(`It ${parsed.error.issues[0]?.message}.`);
+    return parsed.data;
+  };
 }
 
 /** `--patient 3 --patient 5` and `--patient 3,5` both add up; duplicates drop out. */
@@ -57,9 +79,9 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   { flags: "--dry-run", description: "fetch and predict, but write nothing" },
   {
     flags: "--concurrency <n>",
-    description: "patients handled at the same time",
+    description: `patients handled at the same time, at most ${LIMITS.concurrency}`,
     env: "CONCURRENCY",
-    parse: positiveInt,
+    parse: byRule(RULES.concurrency),
     defaultDescription: String(DEFAULTS.concurrency),
   },
   { flags: "--json", description: "print the report as one JSON document" },
@@ -73,35 +95,35 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   {
     flags: "--request-timeout <ms>",
     description: "timeout of each request attempt",
-    parse: positiveInt,
+    parse: byRule(RULES.milliseconds),
     defaultDescription: String(DEFAULTS.requestTimeoutMs),
   },
   {
     flags: "--retries <n>",
     description: "retries of a request after a network error, timeout, 408, 429 or 5xx",
-    parse: nonNegativeInt,
+    parse: byRule(RULES.nonNegative),
     defaultDescription: String(DEFAULTS.retries),
   },
   {
     flags: "--breaker <n>",
     description: "stop after n patients in a row failed because a service is down",
-    parse: positiveInt,
+    parse: byRule(RULES.positive),
     defaultDescription: String(DEFAULTS.breaker),
   },
   {
     flags: "--max-failures <n>",
     description: "stop after n failed patients of any kind",
-    parse: positiveInt,
+    parse: byRule(RULES.positive),
   },
   {
     flags: "--deadline <seconds>",
     description: "start no patient after this many seconds; in-flight ones finish",
-    parse: positiveSeconds,
+    parse: byRule(RULES.seconds),
   },
   {
     flags: "--grace <seconds>",
     description: "after SIGTERM/SIGINT, time for in-flight patients to finish",
-    parse: positiveSeconds,
+    parse: byRule(RULES.seconds),
     defaultDescription: String(DEFAULTS.graceSeconds),
   },
   {

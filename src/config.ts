@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
 import type { Credentials } from "./backend.ts";
+import { RULES } from "./cli-options.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -54,12 +55,7 @@ const serviceUrl = (what: string) =>
 const EnvSchema = z.object({
   PATIENT_SERVER: serviceUrl("backend"),
   ML_SERVER: serviceUrl("ML server"),
-  // The same rule as the --concurrency flag's parser.
-  CONCURRENCY: z
-    .string()
-    .regex(/^[1-9]\d*$/, "must be a positive integer")
-    .transform(Number)
-    .optional(),
+  CONCURRENCY: RULES.concurrency.optional(),
 });
 
 /** Builds the sweep's configuration or throws one ConfigError listing every problem. */

@@ -5,7 +5,73 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runSweep } from "../src/index.ts";
+import { parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
+
+/** Exit code `code`, exactly one line on stderr, and with --json exactly one JSON document. */
+function assertRefused(res: RunResult, code: number, pattern: RegExp, what: string): void {
+  assert.equal(res.code, code, `${what}: ${res.stderr}`);
+  const lines = res.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `${what}: one line, got ${res.stderr}`);
+  assert.match(res.stderr, pattern, what);
+  assert.doesNotMatch(res.stderr, /\n\s+at /, `${what}: no stack trace`);
+  const report = parseReport(res.stdout);
+  assert.equal(report.exitCode, code, what);
+}
+
+test("durations past Node's timer limit are a usage error, the largest that fits is not", async (t) => {
+  const { backend, env } = await startServices(t);
+  for (const args of [
+    ["--deadline", "2200000"],
+    ["--deadline", "2147483.5"],
+    ["--grace", "2147484"],
+    ["--request-timeout", "2147483648"],
+  ]) {
+    const res = await run(["--json", ...args], { env });
+    assertRefused(
+      res,
+      2,
+      new RegExp(`^ml-scheduler: .*'${args[0]} .*at most 2147483`),
+      String(args[0]),
+    );
+  }
+  assert.equal(backend.requests.length, 0, "a usage error sends nothing");
+
+  const res = await run(
+    [
+      "--json",
+      ...["--deadline", "2147483", "--grace", "2147483", "--request-timeout", "2147483647"],
+    ],
+    { env },
+  );
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(parseReport(res.stdout).counts.not_started, 0);
+  assert.ok(backend.writes.length > 0, "the sweep ran");
+});
+
+test("--concurrency and CONCURRENCY refuse the same values, past 1024 included", async (t) => {
+  const { backend, env } = await startServices(t);
+  for (const value of ["1025", "99999999999", "Infinity", "0", "1e3"]) {
+    const flag = await run(["--json", "--concurrency", value], { env });
+    assertRefused(
+      flag,
+      2,
+      /'--concurrency <n>' .* must be a positive integer, at most 1024/,
+      value,
+    );
+    const variable = await run(["--json"], { env: { ...env, CONCURRENCY: value } });
+    assertRefused(
+      variable,
+      3,
+      /^\[error\] CONCURRENCY must be a positive integer, at most 1024$/m,
+      value,
+    );
+  }
+  assert.equal(backend.requests.length, 0);
+  const res = await run(["--json"], { env: { ...env, CONCURRENCY: "1024" } });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(parseReport(res.stdout).concurrency, 1024);
+});
 
 const good = (pid: number) => ({
   pid,

@@ -1,12 +1,15 @@
 /**
  * Arbitrary bodies against every parser of the wire contract: each either yields a valid value or
- * fails with a reason code and a detail that carries no received value. Never a crash.
+ * fails with a reason code and a detail that carries no received value. Never a crash. Likewise
+ * arbitrary settings against the configuration's rules: refused with a ConfigError, or usable.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { InvalidArgumentError } from "commander";
 import fc from "fast-check";
+import { CLI_OPTIONS } from "../src/cli-options.ts";
 import { type Answer, parseBody, RequestFailure } from "../src/http.ts";
-import { UpstreamError } from "../src/index.ts";
+import { ConfigError, resolveConfig, UpstreamError } from "../src/index.ts";
 import {
   Health,
   LoginResponse,
@@ -19,6 +22,7 @@ import {
   VitalList,
 } from "../src/schemas.ts";
 import { selectPatients } from "../src/select.ts";
+import { tempDir } from "./helpers/temp.ts";
 
 const SCHEMAS = {
   LoginResponse,
@@ -132,5 +136,59 @@ test("selectPatients turns any list into one entry per usable pid and a reason f
       },
     ),
     { numRuns: 500 },
+  );
+});
+
+/** Strings a user might type for a number, and some nobody should. */
+const numberish = fc.oneof(
+  fc.nat({ max: 2048 }).map(String),
+  fc.bigInt({ min: 0n, max: 10n ** 30n }).map(String),
+  fc.constantFrom(
+    "Infinity",
+    "-1",
+    "1e3",
+    "0x10",
+    " 5",
+    "5 ",
+    "05",
+    "4.0",
+    "",
+    "NaN",
+    "1024",
+    "1025",
+  ),
+  fc.string(),
+);
+
+test("--concurrency and CONCURRENCY accept exactly the same values, to the same number", (t) => {
+  const cwd = tempDir(t, "prop");
+  const flag = CLI_OPTIONS.find((o) => o.flags.startsWith("--concurrency "))?.parse;
+  assert.ok(flag);
+  const env = { PATIENT_SERVER: "http://b", ML_SERVER: "http://m", BACKEND_TOKEN: "t" };
+  fc.assert(
+    fc.property(numberish, (value) => {
+      let fromFlag: unknown;
+      try {
+        fromFlag = flag(value, undefined);
+      } catch (error) {
+        assert.ok(error instanceof InvalidArgumentError);
+        fromFlag = "refused";
+      }
+      let fromEnv: unknown;
+      try {
+        fromEnv = resolveConfig({
+          flags: {},
+          env: { ...env, CONCURRENCY: value },
+          cwd,
+        }).concurrency;
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        fromEnv = "refused";
+      }
+      // An empty variable is unset, so the default applies; the flag has no such thing.
+      if (value !== "") assert.equal(fromEnv, fromFlag, `"${value}"`);
+      if (typeof fromFlag === "number") assert.ok(fromFlag >= 1 && fromFlag <= 1024);
+    }),
+    { numRuns: 1000 },
   );
 });
