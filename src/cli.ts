@@ -126,7 +126,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   let config: ReturnType<typeof resolveConfig>;
   let lock: Lock | undefined;
   try {
-    config = resolveConfig({ flags, env: process.env, cwd: process.cwd() });
+    config = resolveConfig({ flags, env: process.env, cwd: () => process.cwd() });
     if (flags.lock !== undefined) {
       // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
       lock = acquireLock(flags.lock, { onLost: (error) => stop.abort(error) });

@@ -2,13 +2,13 @@
  * Configuration: flags, then the environment, then the env file (first hit wins), validated with
  * zod before any request. Every problem is one line naming the variable; values are never echoed.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
 import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
 import type { Credentials } from "./backend.ts";
 import { RULES } from "./cli-options.ts";
-import { DEFAULTS } from "./defaults.ts";
+import { DEFAULTS, LIMITS } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
 
 export { DEFAULTS };
@@ -33,8 +33,11 @@ export interface ConfigInput {
   flags: ConfigFlags;
   /** The process environment (the CLI passes process.env). */
   env: Record<string, string | undefined>;
-  /** Where a relative env file or `.env` is looked up. */
-  cwd: string;
+  /**
+   * Where `.env` and relative file paths are looked up; or a function returning it, such as
+   * `() => process.cwd()`, which throws when the directory was removed (a ConfigError here).
+   */
+  cwd: string | (() => string);
 }
 
 const serviceUrl = (what: string) =>
@@ -59,7 +62,8 @@ const EnvSchema = z.object({
 });
 
 /** Builds the sweep's configuration or throws one ConfigError listing every problem. */
-export function resolveConfig({ flags, env, cwd }: ConfigInput): SweepConfig {
+export function resolveConfig({ flags, env, cwd: where }: ConfigInput): SweepConfig {
+  const cwd = workingDirectory(where);
   const file = readEnvFile(flags.envFile, cwd);
   const lookup = (name: string): string | undefined => nonEmpty(env[name]) ?? nonEmpty(file[name]);
   const problems: string[] = [];
@@ -73,7 +77,7 @@ export function resolveConfig({ flags, env, cwd }: ConfigInput): SweepConfig {
     for (const issue of parsed.error.issues)
       problems.push(`${issue.path.join(".")} ${issue.message}`);
   }
-  const credentials = resolveCredentials(lookup, problems);
+  const credentials = resolveCredentials(lookup, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = parsed.data as z.infer<typeof EnvSchema>;
 
@@ -95,19 +99,72 @@ export function resolveConfig({ flags, env, cwd }: ConfigInput): SweepConfig {
   };
 }
 
-function readEnvFile(path: string | undefined, cwd: string): Record<string, string> {
-  const target = resolve(cwd, path ?? ".env");
-  const parsed: Record<string, string> = {};
-  // processEnv: a fresh object, so the file never leaks into process.env.
-  const { error } = dotenv.config({ path: target, quiet: true, processEnv: parsed });
-  if (error) {
-    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-    if (path === undefined && missing) return {};
+function workingDirectory(cwd: ConfigInput["cwd"]): string {
+  if (typeof cwd === "string") return cwd;
+  try {
+    return cwd();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
     throw new ConfigError(
-      `--env-file ${path ?? ".env"}: ${missing ? "no such file" : "cannot be read"}; fix the path or leave the flag out.`,
+      `The working directory no longer exists (${code}): run from an existing directory.`,
+      { cause: error },
     );
   }
-  return parsed;
+}
+
+/**
+ * The env file, read by us and handed to `dotenv.parse`: `dotenv.config` would let `DOTENV_*`
+ * variables choose the file, its encoding and debug output on stdout.
+ */
+function readEnvFile(path: string | undefined, cwd: string): Record<string, string> {
+  const read = readBounded(resolve(cwd, path ?? ".env"), LIMITS.envFileBytes);
+  if (typeof read === "string") return dotenv.parse(read);
+  if (path === undefined && read.problem === "ENOENT") return {};
+  const what = `--env-file ${path ?? ".env"}`;
+  throw new ConfigError(
+    `${what}: ${envFileProblem(read.problem)}; fix the path or leave the flag out.`,
+  );
+}
+
+type FileProblem = "not_regular" | "too_large" | string;
+
+/**
+ * A small regular file's text, or why not. Checked before it is opened (a FIFO would block the
+ * open, /dev/zero never ends), opened non-blocking in case it was swapped since, checked again,
+ * and never read past the limit. Symlinks are followed: Kubernetes mounts Secrets as symlinks.
+ */
+function readBounded(path: string, maxBytes: number): string | { problem: FileProblem } {
+  const bad = (stats: Stats): FileProblem | undefined =>
+    !stats.isFile() ? "not_regular" : stats.size > maxBytes ? "too_large" : undefined;
+  let fd: number | undefined;
+  try {
+    const before = bad(statSync(path));
+    if (before) return { problem: before };
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    const after = bad(fstatSync(fd));
+    if (after) return { problem: after };
+    // One byte more than allowed: a file that grew since the check is caught here.
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > maxBytes) return { problem: "too_large" };
+    return buffer.toString("utf8", 0, length);
+  } catch (error) {
+    return { problem: (error as NodeJS.ErrnoException).code ?? "unreadable" };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function envFileProblem(problem: FileProblem): string {
+  if (problem === "ENOENT") return "no such file";
+  if (problem === "not_regular") return "not a regular file (a directory, device or pipe)";
+  if (problem === "too_large") return `larger than ${LIMITS.envFileBytes / 1024 / 1024} MiB`;
+  return `cannot be read (${problem})`;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -117,10 +174,11 @@ function nonEmpty(value: string | undefined): string | undefined {
 type Lookup = (name: string) => string | undefined;
 
 /**
- * `BACKEND_X` or `BACKEND_X_FILE` (a secret file, one trailing newline dropped); the legacy `X`
+ * `BACKEND_X` or `BACKEND_X_FILE` (a secret file, one trailing newline dropped; a relative path is
+ * taken from `cwd`, like the env file's); the legacy `X`
  * only when neither is set anywhere. A TOKEN of `null` is the original scheduler's "no token".
  */
-function resolveCredentials(lookup: Lookup, problems: string[]): Credentials {
+function resolveCredentials(lookup: Lookup, cwd: string, problems: string[]): Credentials {
   const secret = (short: string): { value?: string; source?: string } => {
     const name = `BACKEND_${short}`;
     const direct = lookup(name);
@@ -130,15 +188,22 @@ function resolveCredentials(lookup: Lookup, problems: string[]): Credentials {
       return {};
     }
     if (direct !== undefined) return { value: direct, source: name };
-    if (filePath !== undefined) return readSecret(`${name}_FILE`, filePath, problems);
+    if (filePath !== undefined) return readSecret(`${name}_FILE`, filePath, cwd, problems);
     const legacy = lookup(short);
     return legacy === undefined ? {} : { value: legacy, source: short };
   };
+  const before = problems.length;
   const username = secret("USERNAME");
   const password = secret("PASSWORD");
   const token = secret("TOKEN");
   if (token.value === "null") delete token.value;
-  if (token.value === undefined && (username.value === undefined || password.value === undefined)) {
+  // A secret that is set but unusable has its own line already; "required" would mislead.
+  const broken = problems.length > before;
+  if (
+    !broken &&
+    token.value === undefined &&
+    (username.value === undefined || password.value === undefined)
+  ) {
     problems.push(
       "BACKEND_USERNAME and BACKEND_PASSWORD (or their _FILE forms) are required unless BACKEND_TOKEN is set.",
     );
@@ -157,14 +222,12 @@ function resolveCredentials(lookup: Lookup, problems: string[]): Credentials {
 function readSecret(
   variable: string,
   path: string,
+  cwd: string,
   problems: string[],
 ): { value?: string; source?: string } {
-  let content: string;
-  try {
-    content = readFileSync(path, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
-    problems.push(`${variable}: cannot read the file it names (${code}).`);
+  const content = readBounded(resolve(cwd, path), LIMITS.secretFileBytes);
+  if (typeof content !== "string") {
+    problems.push(`${variable}: ${secretProblem(content.problem)}`);
     return {};
   }
   const value = content.replace(/\r?\n$/, "");
@@ -173,4 +236,12 @@ function readSecret(
     return {};
   }
   return { value, source: variable };
+}
+
+function secretProblem(problem: FileProblem): string {
+  if (problem === "not_regular")
+    return "the file it names is not a regular file (a directory, device or pipe); point it at the secret's file.";
+  if (problem === "too_large")
+    return `the file it names is larger than ${LIMITS.secretFileBytes / 1024} KiB; a secret file holds one value.`;
+  return `cannot read the file it names (${problem}).`;
 }

@@ -2,13 +2,24 @@
  * resolveConfig on its own: sources and their order, secret files, legacy names, defaults.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ConfigError, DEFAULTS, resolveConfig } from "../src/index.ts";
 import { tempDir } from "./helpers/temp.ts";
 
 const urls = { PATIENT_SERVER: "http://backend:8000", ML_SERVER: "https://ml.example/base" };
+
+/** The one ConfigError resolveConfig throws, as its lines. */
+function problems(run: () => unknown): string[] {
+  try {
+    run();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.message.split("\n");
+  }
+  assert.fail("expected a ConfigError");
+}
 
 test("defaults, and flags over environment", (t) => {
   const c = resolveConfig({
@@ -72,4 +83,59 @@ test("empty values are unset, TOKEN=null is no token, and every problem is its o
       return true;
     },
   );
+});
+
+test("a secret file may hold 64 KiB, no more; a relative path is taken from cwd", (t) => {
+  const d = tempDir(t, "config");
+  writeFileSync(join(d, "fits"), "p".repeat(64 * 1024));
+  writeFileSync(join(d, "over"), "p".repeat(64 * 1024 + 1));
+  const env = { ...urls, BACKEND_USERNAME: "u" };
+  const c = resolveConfig({ flags: {}, env: { ...env, BACKEND_PASSWORD_FILE: "fits" }, cwd: d });
+  assert.equal(c.credentials.password?.length, 64 * 1024);
+  assert.deepEqual(
+    problems(() =>
+      resolveConfig({ flags: {}, env: { ...env, BACKEND_PASSWORD_FILE: "over" }, cwd: d }),
+    ),
+    [
+      "BACKEND_PASSWORD_FILE: the file it names is larger than 64 KiB; a secret file holds one value.",
+    ],
+  );
+});
+
+test("the env file is a regular file of at most 1 MiB, parsed as dotenv with # starting a comment", (t) => {
+  const d = tempDir(t, "config");
+  const env = { ...urls, BACKEND_USERNAME: "u" };
+  writeFileSync(join(d, "a.env"), 'BACKEND_PASSWORD="a#b" # quoted\nTOKEN=c#d\n');
+  const c = resolveConfig({ flags: { envFile: "a.env" }, env, cwd: d });
+  assert.equal(c.credentials.password, "a#b");
+  assert.equal(c.credentials.token, "c", "unquoted, the rest of the line is a comment");
+
+  writeFileSync(join(d, "big.env"), `BACKEND_PASSWORD=${"p".repeat(1024 * 1024)}\n`);
+  mkdirSync(join(d, "dir.env"));
+  for (const [file, why] of [
+    ["big.env", "larger than 1 MiB"],
+    ["dir.env", "not a regular file"],
+  ]) {
+    const lines = problems(() => resolveConfig({ flags: { envFile: file }, env, cwd: d }));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0] as string, new RegExp(`^--env-file ${file}: ${why}`));
+  }
+});
+
+test("a working directory that cannot be read is a ConfigError, not a crash", () => {
+  const gone = () => {
+    throw Object.assign(new Error("uv_cwd"), { code: "ENOENT" });
+  };
+  assert.deepEqual(
+    problems(() => resolveConfig({ flags: {}, env: { ...urls, BACKEND_TOKEN: "t" }, cwd: gone })),
+    ["The working directory no longer exists (ENOENT): run from an existing directory."],
+  );
+});
+
+test("a secret set but unusable is one line, without a misleading 'required' line", (t) => {
+  const d = tempDir(t, "config");
+  const lines = problems(() =>
+    resolveConfig({ flags: {}, env: { ...urls, BACKEND_TOKEN_FILE: "/dev/null/x" }, cwd: d }),
+  );
+  assert.deepEqual(lines, ["BACKEND_TOKEN_FILE: cannot read the file it names (ENOTDIR)."]);
 });

@@ -3,10 +3,16 @@
  * and the patient list. Each bad input is refused at once with one line, before any request.
  */
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { runSweep } from "../src/index.ts";
-import { parseReport, type RunResult, run } from "./helpers/exec.ts";
+import { BIN, parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
+import { tempDir } from "./helpers/temp.ts";
+import { DEMO_USER } from "./stand-ins/seed.ts";
 
 /** Exit code `code`, exactly one line on stderr, and with --json exactly one JSON document. */
 function assertRefused(res: RunResult, code: number, pattern: RegExp, what: string): void {
@@ -71,6 +77,123 @@ test("--concurrency and CONCURRENCY refuse the same values, past 1024 included",
   const res = await run(["--json"], { env: { ...env, CONCURRENCY: "1024" } });
   assert.equal(res.code, 0, res.stderr);
   assert.equal(parseReport(res.stdout).concurrency, 1024);
+});
+
+test("a *_FILE naming a device, a FIFO, a directory or a huge file is exit 3 at once", async (t) => {
+  const { backend, env } = await startServices(t);
+  const dir = tempDir(t, "inputs");
+  const fifo = join(dir, "fifo");
+  const made = spawnSync("mkfifo", [fifo]);
+  assert.equal(made.status, 0, String(made.stderr));
+  symlinkSync(fifo, join(dir, "link-to-fifo"));
+  const huge = join(dir, "huge");
+  writeFileSync(huge, "");
+  truncateSync(huge, 100 * 1024 * 1024); // sparse: no disk used
+  const notRegular = /the file it names is not a regular file/;
+  const cases: Array<[string, string, RegExp]> = [
+    ["BACKEND_PASSWORD_FILE", "/dev/zero", notRegular],
+    ["BACKEND_PASSWORD_FILE", fifo, notRegular],
+    ["BACKEND_USERNAME_FILE", join(dir, "link-to-fifo"), notRegular],
+    ["BACKEND_TOKEN_FILE", dir, notRegular],
+    ["BACKEND_TOKEN_FILE", huge, /the file it names is larger than 64 KiB/],
+  ];
+  for (const [variable, path, pattern] of cases) {
+    const short = variable.replace(/_FILE$/, "");
+    const caseEnv = { ...env, [short]: undefined, [variable]: path };
+    // A FIFO would block the old open forever: the bound here turns that into a failure.
+    const res = await run(["--json"], { env: caseEnv, timeoutMs: 10_000 });
+    assertRefused(res, 3, new RegExp(`^\\[error\\] ${variable}: ${pattern.source}`), path);
+  }
+  assert.equal(backend.requests.length, 0, "nothing was sent");
+});
+
+test("a *_FILE reached through symlinks, as Kubernetes mounts a Secret, is read", async (t) => {
+  const { backend, env } = await startServices(t);
+  const dir = tempDir(t, "inputs");
+  // The layout of a mounted Secret: password -> ..data/password, ..data -> ..<timestamp>/
+  mkdirSync(join(dir, "..2026_11_26"));
+  writeFileSync(join(dir, "..2026_11_26", "password"), `${DEMO_USER.password}\n`);
+  symlinkSync("..2026_11_26", join(dir, "..data"));
+  symlinkSync(join("..data", "password"), join(dir, "password"));
+  const res = await run(["--json"], {
+    env: { ...env, BACKEND_PASSWORD: undefined, BACKEND_PASSWORD_FILE: join(dir, "password") },
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(backend.logins, 1);
+});
+
+test("DOTENV_* variables change neither how the env file is read nor stdout", async (t) => {
+  const password = "pa#ss word";
+  const { backend, env } = await startServices(t, {
+    backend: { users: { [DEMO_USER.username]: password } },
+  });
+  const dir = tempDir(t, "inputs");
+  // A value with # is quoted, else the rest of the line is a comment.
+  writeFileSync(
+    join(dir, ".env"),
+    `PATIENT_SERVER=${env.PATIENT_SERVER} # the backend\nML_SERVER=${env.ML_SERVER}\nBACKEND_USERNAME=${DEMO_USER.username}\nBACKEND_PASSWORD="${password}"\n`,
+  );
+  writeFileSync(join(dir, "other.env"), "PATIENT_SERVER=http://127.0.0.1:9\n");
+  for (const dotenv of [
+    { DOTENV_DEBUG: "true" },
+    { DOTENV_CONFIG_DEBUG: "true", DOTENV_CONFIG_QUIET: "false", DOTENV_QUIET: "false" },
+    { DOTENV_ENCODING: "hex", DOTENV_FAST: "true", DOTENV_PATH: join(dir, "other.env") },
+    { DOTENV_CONFIG_ENCODING: "base64", DOTENV_CONFIG_PATH: join(dir, "other.env") },
+  ]) {
+    const what = Object.keys(dotenv).join(" ");
+    const res = await run(["--json"], { env: dotenv, cwd: dir });
+    assert.equal(res.code, 0, `${what}: ${res.stderr}`);
+    const report = parseReport(res.stdout);
+    assert.equal(report.counts.selected, 8, what);
+    assert.doesNotMatch(res.stderr, /inject|encoding|\u2506|\u25c7/i, `${what}: nor on stderr`);
+  }
+  assert.equal(backend.logins, 4);
+});
+
+/** Runs the bin in `dir`, removed after the shell entered it and before Node starts. */
+function runInRemovedDir(
+  dir: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<RunResult> {
+  const script = 'cd "$1" && rmdir "$1" && shift && exec "$@"';
+  const child = spawn("/bin/sh", ["-c", script, "sh", dir, process.execPath, "--", BIN, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    cwd: tmpdir(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+test("a working directory that no longer exists is exit 3 with one line; --help still works", async (t) => {
+  const { backend, env } = await startServices(t);
+  const parent = tempDir(t, "inputs");
+  const gone = join(parent, "gone");
+  mkdirSync(gone);
+  const res = await runInRemovedDir(gone, ["--json"], env);
+  assertRefused(res, 3, /^\[error\] The working directory no longer exists/, "removed cwd");
+  assert.equal(parseReport(res.stdout).error.code, "config");
+  assert.equal(backend.requests.length, 0);
+
+  mkdirSync(gone);
+  const help = await runInRemovedDir(gone, ["--help"], env);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: ml-scheduler/);
 });
 
 const good = (pid: number) => ({
