@@ -42,16 +42,21 @@ export interface ConfigInput {
 
 const serviceUrl = (what: string) =>
   z
-    .url({
-      protocol: /^https?$/,
-      error: (issue) =>
-        issue.input === undefined
-          ? `is required: the ${what}'s base URL, e.g. http://localhost:8000`
-          : "must be an http:// or https:// URL",
+    .string({ error: `is required: the ${what}'s base URL, e.g. http://localhost:8000` })
+    // zod's URL check drops tabs and newlines (as the URL parser does): `http://back\nend` would
+    // quietly become http://backend. Only the ends may be blank.
+    .refine((u) => !/[\s\p{Cc}]/u.test(u.trim()), {
+      message: "must not contain spaces or control characters",
     })
-    // zod runs this even after the URL check failed: an unparsable value is that check's to report.
+    // abort: else zod runs the checks below on a value that failed this one (one line a variable).
+    .pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL", abort: true }))
     .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
       message: "must not carry credentials: use BACKEND_USERNAME and BACKEND_PASSWORD",
+      abort: true,
+    })
+    // got refuses a base URL with a query or fragment (it would swallow every path), by throwing.
+    .refine((u) => !/[?#]/.test(u), {
+      message: "must not have a query string or fragment: give the base URL only",
     });
 
 /** The environment-backed settings; keys are the variable names, so an issue path names one. */
@@ -197,6 +202,14 @@ function resolveCredentials(lookup: Lookup, cwd: string, problems: string[]): Cr
   const password = secret("PASSWORD");
   const token = secret("TOKEN");
   if (token.value === "null") delete token.value;
+  // It goes into an Authorization header: a control character there makes Node throw, and a
+  // space or a non-ASCII character is no token a backend issues (RFC 6750 b64token is ASCII).
+  if (token.value !== undefined && !/^[\x21-\x7e]+$/.test(token.value)) {
+    problems.push(
+      `${token.source} must be printable ASCII without spaces or control characters: check the value (or the file's line endings).`,
+    );
+    delete token.value;
+  }
   // A secret that is set but unusable has its own line already; "required" would mislead.
   const broken = problems.length > before;
   if (

@@ -122,6 +122,42 @@ test("a *_FILE reached through symlinks, as Kubernetes mounts a Secret, is read"
   assert.equal(backend.logins, 1);
 });
 
+test("a base URL with a query or fragment, or a token with control characters, is exit 3", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const dir = tempDir(t, "inputs");
+  writeFileSync(join(dir, "token"), "abc.def.ghi\r\n\n");
+  const token = { ...env, BACKEND_USERNAME: undefined, BACKEND_PASSWORD: undefined };
+  const cases: Array<[Record<string, string | undefined>, RegExp]> = [
+    [
+      { ...env, PATIENT_SERVER: `${env.PATIENT_SERVER}/?tenant=1` },
+      /PATIENT_SERVER must not have a query/,
+    ],
+    [{ ...env, ML_SERVER: `${env.ML_SERVER}#x` }, /ML_SERVER must not have a query/],
+    [
+      { ...env, PATIENT_SERVER: `${env.PATIENT_SERVER}/a\npi` },
+      /PATIENT_SERVER must not contain spaces or control/,
+    ],
+    [{ ...env, ML_SERVER: "http://[::1" }, /ML_SERVER must be an http/],
+    [{ ...token, BACKEND_TOKEN: "abc\ndef" }, /BACKEND_TOKEN must be printable ASCII/],
+    [{ ...token, BACKEND_TOKEN: "abc\u007f" }, /BACKEND_TOKEN must be printable ASCII/],
+    [{ ...token, BACKEND_TOKEN: "tok€n" }, /BACKEND_TOKEN must be printable ASCII/],
+    [{ ...token, TOKEN: "a\tb" }, /TOKEN must be printable ASCII/],
+    [
+      { ...token, BACKEND_TOKEN_FILE: join(dir, "token") },
+      /BACKEND_TOKEN_FILE must be printable ASCII/,
+    ],
+  ];
+  for (const [caseEnv, pattern] of cases) {
+    const res = await run(["--json"], { env: caseEnv });
+    assertRefused(res, 3, pattern, JSON.stringify(caseEnv));
+    assert.ok(
+      !res.stderr.includes("abc") && !res.stdout.includes("abc"),
+      "the token is never shown",
+    );
+  }
+  assert.equal(backend.requests.length + ml.requests.length, 0, "nothing was sent");
+});
+
 test("DOTENV_* variables change neither how the env file is read nor stdout", async (t) => {
   const password = "pa#ss word";
   const { backend, env } = await startServices(t, {

@@ -4,11 +4,12 @@
  * arbitrary settings against the configuration's rules: refused with a ConfigError, or usable.
  */
 import assert from "node:assert/strict";
+import { validateHeaderValue } from "node:http";
 import { test } from "node:test";
 import { InvalidArgumentError } from "commander";
 import fc from "fast-check";
 import { CLI_OPTIONS } from "../src/cli-options.ts";
-import { type Answer, parseBody, RequestFailure } from "../src/http.ts";
+import { type Answer, createClient, parseBody, RequestFailure } from "../src/http.ts";
 import { ConfigError, resolveConfig, UpstreamError } from "../src/index.ts";
 import {
   Health,
@@ -188,6 +189,50 @@ test("--concurrency and CONCURRENCY accept exactly the same values, to the same 
       // An empty variable is unset, so the default applies; the flag has no such thing.
       if (value !== "") assert.equal(fromEnv, fromFlag, `"${value}"`);
       if (typeof fromFlag === "number") assert.ok(fromFlag >= 1 && fromFlag <= 1024);
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+const urlish = fc.oneof(
+  fc.webUrl({ withQueryParameters: true, withFragments: true }),
+  fc.string({ unit: "binary" }).map((s) => `http://h${s}`),
+  fc.string({ unit: "binary" }).map((s) => `http://127.0.0.1:9/${s}`),
+  fc.constantFrom(
+    "http://[::1",
+    "http://[::1]:9",
+    "http://h/?",
+    "http://h/#",
+    "http://h:99999",
+    "http://h:0",
+    "http:///x",
+    "http://h/%zz",
+    "http://%zz",
+    "https://h/a b",
+    " http://h ",
+    "http://h\n",
+  ),
+);
+
+test("a URL or token that resolveConfig accepts builds the got client and the header", (t) => {
+  const cwd = tempDir(t, "prop");
+  const settings = { requestTimeoutMs: 1, retries: 0, retryDelayMs: 1, maxRetryAfterMs: 1 };
+  fc.assert(
+    fc.property(urlish, urlish, fc.string({ unit: "binary" }), (patient, ml, token) => {
+      const env = { PATIENT_SERVER: patient, ML_SERVER: ml, BACKEND_TOKEN: `${MARK}${token}` };
+      let config: ReturnType<typeof resolveConfig>;
+      try {
+        config = resolveConfig({ flags: {}, env, cwd });
+      } catch (error) {
+        assert.ok(error instanceof ConfigError, `threw ${String(error)}`);
+        assert.ok(!error.message.includes(MARK), "a token is never echoed");
+        const named = error.message.split("\n").map((line) => line.split(" ")[0]);
+        assert.equal(new Set(named).size, named.length, "one line a variable");
+        return;
+      }
+      createClient({ ...settings, baseUrl: config.patientServer }, { service: "backend" });
+      createClient({ ...settings, baseUrl: config.mlServer }, { service: "ml" });
+      validateHeaderValue("authorization", `Bearer ${config.credentials.token}`);
     }),
     { numRuns: 1000 },
   );
