@@ -100,13 +100,14 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   },
   {
     flags: "--retries <n>",
-    description: "retries of a request after a network error, timeout, 408, 429 or 5xx",
+    description:
+      "retries of a request after a network error, timeout, 408, 429 or 5xx; of the login only if it cannot have started",
     parse: byRule(RULES.nonNegative),
     defaultDescription: String(DEFAULTS.retries),
   },
   {
     flags: "--breaker <n>",
-    description: "stop after n patients in a row failed because a service is down",
+    description: "stop after n patients in a row failed because one service is unavailable",
     parse: byRule(RULES.positive),
     defaultDescription: String(DEFAULTS.breaker),
   },
@@ -117,12 +118,13 @@ export const CLI_OPTIONS: readonly CliOption[] = [
   },
   {
     flags: "--deadline <seconds>",
-    description: "start no patient after this many seconds; in-flight ones finish",
+    description:
+      "start nothing after this many seconds; in-flight work gets --grace, then is aborted",
     parse: byRule(RULES.seconds),
   },
   {
     flags: "--grace <seconds>",
-    description: "after SIGTERM/SIGINT, time for in-flight patients to finish",
+    description: "after a signal or the deadline, time for in-flight patients to finish",
     parse: byRule(RULES.seconds),
     defaultDescription: String(DEFAULTS.graceSeconds),
   },
