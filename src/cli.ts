@@ -60,7 +60,7 @@ function buildProgram(): Command {
   const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
   program.addHelpText(
     "after",
-    `\nEnvironment: PATIENT_SERVER, ML_SERVER, BACKEND_USERNAME, BACKEND_PASSWORD, BACKEND_TOKEN (each also as *_FILE).\n\nExit codes:\n${table}\n`,
+    `\nEnvironment: PATIENT_SERVER, ML_SERVER (required); BACKEND_USERNAME, BACKEND_PASSWORD, BACKEND_TOKEN (each also as <NAME>_FILE); CONCURRENCY.\n\nExit codes:\n${table}\n`,
   );
   return program;
 }

@@ -12,7 +12,12 @@ export const EXIT_CODES = [
   },
   { code: 1, name: "patients_failed", meaning: "sweep completed, one or more patients failed" },
   { code: 2, name: "usage", meaning: "usage error (unknown flag, bad flag value)" },
-  { code: 3, name: "config", meaning: "configuration error (environment, env file, secret files)" },
+  {
+    code: 3,
+    name: "config",
+    meaning:
+      "configuration error (environment, env file, secret files, working directory, lock file)",
+  },
   { code: 4, name: "auth", meaning: "authentication: login refused, token rejected, or any 403" },
   {
     code: 5,

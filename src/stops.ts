@@ -3,6 +3,7 @@
  * abort of in-flight requests, the deadline, and the failure thresholds (breaker per service and
  * --max-failures). Plain state and timers; the sweep asks it and it never prints.
  */
+import { LIMITS } from "./defaults.ts";
 import { SchedulerError } from "./errors.ts";
 import type { Service } from "./http.ts";
 
@@ -42,9 +43,6 @@ export interface Stops {
   dispose(): void;
 }
 
-/** Node's timers fire at once past this many milliseconds (2^31 - 1). */
-const MAX_TIMER_MS = 2_147_483_647;
-
 export function createStops(config: StopsConfig, options: StopsOptions): Stops {
   const abort = new AbortController();
   let halted: SchedulerError | undefined;
@@ -52,7 +50,8 @@ export function createStops(config: StopsConfig, options: StopsOptions): Stops {
   let mattered = false;
   const timers: NodeJS.Timeout[] = [];
   const later = (ms: number, fn: () => void) => {
-    const timer = setTimeout(fn, Math.min(ms, MAX_TIMER_MS));
+    // Durations are bounded by config; the clamp keeps a too-long timer from firing at once.
+    const timer = setTimeout(fn, Math.min(ms, LIMITS.timerMs));
     timer.unref();
     timers.push(timer);
   };
