@@ -159,3 +159,29 @@ test("--quiet logs errors only: a failed patient's warning is not written", asyn
   assert.equal(res.stderr, "");
   assert.match(res.stdout, /pid 2: failed at vitals: http_500/);
 });
+
+test("--deadline is a hard bound through the bin: a stalled login, a long Retry-After, the process ends", async (t) => {
+  const { backend, env } = await startServices(t);
+  backend.fault((r) => r.path === "/api/login/", { kind: "stall" });
+  const stalled = await run(["--json", "--deadline", "0.5", "--grace", "0.2"], {
+    env,
+    timeoutMs: 10_000,
+  });
+  assert.equal(stalled.signal, null, "the test had to kill it");
+  assert.equal(stalled.code, 8, stalled.stderr);
+
+  const waiting = await startServices(t);
+  waiting.backend.fault(isVitals, {
+    kind: "status",
+    status: 503,
+    headers: { "retry-after": "25" },
+  });
+  const res = await run(["--json", "--deadline", "0.5", "--grace", "0.2", "--patient", "2"], {
+    env: waiting.env,
+    timeoutMs: 10_000,
+  });
+  assert.equal(res.signal, null, "the test had to kill it: a retry's wait outlived the deadline");
+  assert.equal(res.code, 8, res.stderr);
+  const report = parseReport(res.stdout);
+  assert.equal(report.patients[0].outcome, "interrupted");
+});
