@@ -12,7 +12,7 @@ if (major < 22 || (major === 22 && minor < 18)) {
   );
   process.exit(3);
 }
-const source = new URL("../src/cli.ts", import.meta.url);
-const entry = existsSync(source) ? source : new URL("../dist/cli.js", import.meta.url);
+const source = new URL("../src/cli/main.ts", import.meta.url);
+const entry = existsSync(source) ? source : new URL("../dist/cli/main.js", import.meta.url);
 const { main } = await import(entry.href);
 await main();

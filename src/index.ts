@@ -2,8 +2,17 @@
  * The programmatic API: `runSweep(config, options)` and the types and errors around it.
  * Importing this module has no side effects.
  */
-export type { Credentials } from "./backend.ts";
-export { DEFAULTS, resolveConfig } from "./config.ts";
+export { DEFAULTS, resolveConfig } from "./cli/config.ts";
+export type { SweepEvent } from "./core/events.ts";
+export {
+  buildReport,
+  type Counts,
+  type Outcome,
+  type PatientResult,
+  type Report,
+  type Stage,
+} from "./core/report.ts";
+export { runSweep, type SweepConfig, type SweepOptions } from "./core/sweep.ts";
 export {
   AuthError,
   ConfigError,
@@ -14,15 +23,6 @@ export {
   UpstreamError,
   UsageError,
 } from "./errors.ts";
-export { RequestFailure } from "./http.ts";
-export {
-  buildReport,
-  type Counts,
-  formatHuman,
-  formatJson,
-  type Outcome,
-  type PatientResult,
-  type Report,
-  type Stage,
-} from "./report.ts";
-export { runSweep, type SweepConfig, type SweepOptions } from "./sweep.ts";
+export { formatHuman, formatJson } from "./reporters/report.ts";
+export type { Credentials } from "./services/backend.ts";
+export { RequestFailure, type RequestRecord, type Service } from "./services/http.ts";

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { SweepEvent } from "../src/events.ts";
+import type { SweepEvent } from "../src/core/events.ts";
 import { runSweep } from "../src/index.ts";
 import { secretsOf, startServices, sweepConfig } from "./helpers/services.ts";
 import { demoPatients } from "./stand-ins/seed.ts";

@@ -35,7 +35,7 @@ test("the packed tarball installs without dev dependencies and runs a sweep from
 
   const packed = JSON.parse(npm(["pack", "--json", "--pack-destination", dir], root));
   const files: string[] = packed[0].files.map((f: { path: string }) => f.path);
-  assert.ok(files.includes("dist/cli.js"), "dist/ is built by prepack and shipped");
+  assert.ok(files.includes("dist/cli/main.js"), "dist/ is built by prepack and shipped");
   assert.ok(files.includes("bin/ml-scheduler.js"));
   assert.ok(!files.some((f) => f.startsWith("src/") || f.startsWith("test/")), "sources stay out");
 

@@ -8,9 +8,10 @@ import { validateHeaderValue } from "node:http";
 import { test } from "node:test";
 import { InvalidArgumentError } from "commander";
 import fc from "fast-check";
-import { CLI_OPTIONS } from "../src/cli-options.ts";
-import { type Answer, createClient, parseBody, RequestFailure } from "../src/http.ts";
+import { CLI_OPTIONS } from "../src/cli/options.ts";
+import { selectPatients } from "../src/core/select.ts";
 import { ConfigError, resolveConfig, UpstreamError } from "../src/index.ts";
+import { type Answer, createClient, parseBody, RequestFailure } from "../src/services/http.ts";
 import {
   Health,
   LoginResponse,
@@ -21,8 +22,7 @@ import {
   UpdatedPatient,
   ValidateResponse,
   VitalList,
-} from "../src/schemas.ts";
-import { selectPatients } from "../src/select.ts";
+} from "../src/services/schemas.ts";
 import { tempDir } from "./helpers/temp.ts";
 
 const SCHEMAS = {

@@ -3,8 +3,8 @@
  * (the human stderr lines, JSON log lines, metrics, pings) turn them into words or numbers.
  * Patients appear by pid and status ids only.
  */
-import type { ExitName } from "./errors.ts";
-import type { RequestRecord } from "./http.ts";
+import type { ExitName } from "../errors.ts";
+import type { RequestRecord } from "../services/http.ts";
 import type { PatientResult } from "./report.ts";
 
 export type SweepEvent =

@@ -33,8 +33,8 @@ import {
 } from "node:fs";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { DEFAULTS } from "./defaults.ts";
-import { ConfigError, LockedError, SchedulerError } from "./errors.ts";
+import { DEFAULTS } from "../defaults.ts";
+import { ConfigError, LockedError, SchedulerError } from "../errors.ts";
 
 /** Creations tried before giving up on a lock that keeps changing hands. */
 const ATTEMPTS = 4;

@@ -3,10 +3,10 @@
  * record fails alone; `--patient` narrows the list, and a pid it names that is absent is reported.
  * A list that is mostly invalid is not a few bad records but a contract break, judged first.
  */
-import { LIMITS } from "./defaults.ts";
-import { UpstreamError } from "./errors.ts";
+import { LIMITS } from "../defaults.ts";
+import { UpstreamError } from "../errors.ts";
+import { describeIssues, Patient, PatientPid } from "../services/schemas.ts";
 import type { PatientResult } from "./report.ts";
-import { describeIssues, Patient, PatientPid } from "./schemas.ts";
 
 export interface Selection {
   selected: Patient[];

@@ -4,9 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { CLI_OPTIONS } from "./cli-options.ts";
-import type { ConfigFlags } from "./config.ts";
-import { DEFAULTS } from "./defaults.ts";
+import { buildReport } from "../core/report.ts";
+import { DEFAULTS } from "../defaults.ts";
 import {
   EXIT,
   EXIT_CODES,
@@ -14,10 +13,12 @@ import {
   type ExitName,
   pickExitCode,
   SchedulerError,
-} from "./errors.ts";
+} from "../errors.ts";
+import type { Output } from "../reporters/human.ts";
+import { formatHuman, formatJson } from "../reporters/report.ts";
+import type { ConfigFlags } from "./config.ts";
 import type { Lock } from "./lock.ts";
-import type { Output } from "./output.ts";
-import { buildReport, formatHuman, formatJson } from "./report.ts";
+import { CLI_OPTIONS } from "./options.ts";
 
 /** Commander's parsed options: the config flags plus those only the CLI acts on. */
 interface CliFlags extends ConfigFlags {
@@ -28,7 +29,7 @@ interface CliFlags extends ConfigFlags {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
   return String(pkg.version);
 }
 
@@ -107,9 +108,9 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const json = flags.json === true;
 
   const [{ createOutput }, { resolveConfig }, { runSweep }, { acquireLock }] = await Promise.all([
-    import("./output.ts"),
+    import("../reporters/human.ts"),
     import("./config.ts"),
-    import("./sweep.ts"),
+    import("../core/sweep.ts"),
     import("./lock.ts"),
   ]);
   const out = createOutput({

@@ -3,9 +3,9 @@
  * abort of in-flight requests, the deadline, and the failure thresholds (breaker per service and
  * --max-failures). Plain state and timers; the sweep asks it and it never prints.
  */
-import { LIMITS } from "./defaults.ts";
-import { SchedulerError } from "./errors.ts";
-import type { Service } from "./http.ts";
+import { LIMITS } from "../defaults.ts";
+import { SchedulerError } from "../errors.ts";
+import type { Service } from "../services/http.ts";
 
 export interface StopsConfig {
   deadlineSeconds?: number | undefined;

@@ -4,14 +4,14 @@
  * Never reads the environment, never prints, never exits: progress leaves through callbacks.
  */
 import pLimit from "p-limit";
-import { type BackendClient, type Credentials, createBackend } from "./backend.ts";
-import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "./errors.ts";
+import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "../errors.ts";
+import { type BackendClient, type Credentials, createBackend } from "../services/backend.ts";
+import { RequestFailure, type RequestRecord, type ServiceSettings } from "../services/http.ts";
+import { createMl, type MlClient } from "../services/ml.ts";
+import type { Patient } from "../services/schemas.ts";
 import type { SweepEvent } from "./events.ts";
-import { RequestFailure, type RequestRecord, type ServiceSettings } from "./http.ts";
-import { createMl, type MlClient } from "./ml.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
-import type { Patient } from "./schemas.ts";
 import { type Selection, selectPatients } from "./select.ts";
 import { createStops, createThresholds, type Stops } from "./stops.ts";
 

@@ -3,7 +3,7 @@
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
 import type { z } from "zod";
-import { AuthError, UpstreamError } from "./errors.ts";
+import { AuthError, UpstreamError } from "../errors.ts";
 import {
   type Answer,
   type ClientHooks,

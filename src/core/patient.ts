@@ -2,12 +2,13 @@
  * One patient's step: vitals, prediction, write. Every failure becomes data (stage and reason);
  * an exception that escapes from here is a bug.
  */
-import type { BackendClient } from "./backend.ts";
-import { AuthError, SchedulerError } from "./errors.ts";
-import { RequestFailure, type Service } from "./http.ts";
-import type { MlClient } from "./ml.ts";
+
+import { AuthError, SchedulerError } from "../errors.ts";
+import type { BackendClient } from "../services/backend.ts";
+import { RequestFailure, type Service } from "../services/http.ts";
+import type { MlClient } from "../services/ml.ts";
+import type { Patient } from "../services/schemas.ts";
 import type { PatientResult, Stage } from "./report.ts";
-import type { Patient } from "./schemas.ts";
 
 /** A prediction needs exactly this many records, newest first. */
 export const VITALS_NEEDED = 5;

@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError } from "commander";
 import { z } from "zod";
-import { DEFAULTS, LIMITS } from "./defaults.ts";
+import { DEFAULTS, LIMITS } from "../defaults.ts";
 
 export interface CliOption {
   flags: string;

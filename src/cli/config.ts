@@ -6,14 +6,14 @@ import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSy
 import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
-import type { Credentials } from "./backend.ts";
-import { RULES } from "./cli-options.ts";
-import { DEFAULTS, LIMITS } from "./defaults.ts";
-import { ConfigError } from "./errors.ts";
+import { DEFAULTS, LIMITS } from "../defaults.ts";
+import { ConfigError } from "../errors.ts";
+import type { Credentials } from "../services/backend.ts";
+import { RULES } from "./options.ts";
 
 export { DEFAULTS };
 
-import type { SweepConfig } from "./sweep.ts";
+import type { SweepConfig } from "../core/sweep.ts";
 
 /** Flags that feed the sweep's configuration, already parsed by the CLI. */
 export interface ConfigFlags {

@@ -1,8 +1,8 @@
 /**
- * The sweep's report: one entry per patient, counts that add up, and the two ways to print it.
- * Patients appear by pid and status ids only.
+ * The sweep's report: one entry per patient and counts that add up. Patients appear by pid and
+ * status ids only; reporters/report.ts prints it.
  */
-import type { ExitCode } from "./errors.ts";
+import type { ExitCode } from "../errors.ts";
 
 export const OUTCOMES = [
   "updated",
@@ -77,34 +77,4 @@ export function buildReport(input: ReportInput): Report {
 
 function byPid(a: PatientResult, b: PatientResult): number {
   return (a.pid ?? Number.MAX_SAFE_INTEGER) - (b.pid ?? Number.MAX_SAFE_INTEGER);
-}
-
-/** Outcomes worth a line of their own in the human form. */
-const LISTED: ReadonlySet<Outcome> = new Set(["updated", "would_update", "failed", "interrupted"]);
-
-export function formatHuman(report: Report): string {
-  const c = report.counts;
-  const lines = [
-    `${report.dryRun ? "Dry run: " : ""}${c.selected} patients in ${(report.durationMs / 1000).toFixed(1)}s: ` +
-      OUTCOMES.filter((o) => c[o] > 0 || o === "failed")
-        .map((o) => `${c[o]} ${o.replace("_", " ")}`)
-        .join(", "),
-  ];
-  for (const p of report.patients) {
-    if (!LISTED.has(p.outcome)) continue;
-    lines.push(`  ${p.pid === null ? "pid ?" : `pid ${p.pid}`}: ${describe(p)}`);
-  }
-  if (report.error) lines.push(`Error (${report.error.code}): ${report.error.message}`);
-  lines.push(`Exit code ${report.exitCode}`);
-  return `${lines.join("\n")}\n`;
-}
-
-function describe(p: PatientResult): string {
-  if (p.outcome === "updated") return `status ${p.from} -> ${p.to}`;
-  if (p.outcome === "would_update") return `status ${p.from} -> ${p.to} (not written: dry run)`;
-  return `${p.outcome} at ${p.stage}: ${p.reason}${p.detail ? ` (${p.detail})` : ""}`;
-}
-
-export function formatJson(report: Report): string {
-  return `${JSON.stringify(report)}\n`;
 }

@@ -3,8 +3,8 @@
  * stdout is left to the report alone.
  */
 import { createConsola, LogLevels } from "consola/basic";
-import type { SweepEvent } from "./events.ts";
-import type { PatientResult } from "./report.ts";
+import type { SweepEvent } from "../core/events.ts";
+import type { PatientResult } from "../core/report.ts";
 
 export interface OutputOptions {
   verbose: boolean;
