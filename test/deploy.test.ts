@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { OPTIONS } from "../src/cli/options.ts";
 import { EXIT_CODES } from "../src/errors.ts";
 
 const read = (name: string) => readFileSync(new URL(`../${name}`, import.meta.url), "utf8");
@@ -63,4 +64,25 @@ test("the README's exit-code table and precedence list every code of the table i
     (precedence.match(/\d+/g) ?? []).map(Number).toSorted((a, b) => a - b),
     EXIT_CODES.map((e) => e.code).toSorted((a, b) => a - b),
   );
+});
+
+test("the README's flag and environment tables list exactly the declared options", () => {
+  const readme = read("README.md");
+  const section = (heading: string) => {
+    const start = readme.indexOf(heading);
+    assert.ok(start >= 0, heading);
+    const end = readme.indexOf("\n#", start + heading.length);
+    return readme.slice(start, end === -1 ? undefined : end);
+  };
+  const flagRows = (section("## Usage").match(/^\| `--.*$/gm) ?? []).map(
+    (row) => row.split("|")[1] ?? "",
+  );
+  const documented = new Set(flagRows.flatMap((cell) => cell.match(/--[a-z-]+/g) ?? []));
+  const declared = new Set(OPTIONS.map((o) => o.flags.split(" ")[0] as string));
+  assert.deepEqual(
+    [...documented].filter((f) => f !== "--version" && f !== "--help").toSorted(),
+    [...declared].toSorted(),
+  );
+  const envTable = section("### Environment");
+  for (const o of OPTIONS.filter((o) => o.env)) assert.match(envTable, new RegExp(`\`${o.env}\``));
 });

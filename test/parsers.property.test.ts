@@ -8,7 +8,7 @@ import { validateHeaderValue } from "node:http";
 import { test } from "node:test";
 import { InvalidArgumentError } from "commander";
 import fc from "fast-check";
-import { CLI_OPTIONS } from "../src/cli/options.ts";
+import { commanderParser, OPTIONS } from "../src/cli/options.ts";
 import { selectPatients } from "../src/core/select.ts";
 import { ConfigError, resolveConfig, UpstreamError } from "../src/index.ts";
 import { type Answer, createClient, parseBody, RequestFailure } from "../src/services/http.ts";
@@ -163,7 +163,8 @@ const numberish = fc.oneof(
 
 test("--concurrency and CONCURRENCY accept exactly the same values, to the same number", (t) => {
   const cwd = tempDir(t, "prop");
-  const flag = CLI_OPTIONS.find((o) => o.flags.startsWith("--concurrency "))?.parse;
+  const spec = OPTIONS.find((o) => o.flags.startsWith("--concurrency "));
+  const flag = spec && commanderParser(spec);
   assert.ok(flag);
   const env = { PATIENT_SERVER: "http://b", ML_SERVER: "http://m", BACKEND_TOKEN: "t" };
   fc.assert(

@@ -9,14 +9,15 @@ import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
-import { RULES } from "./options.ts";
+import { OPTIONS, optionKey } from "./options.ts";
 
 export { DEFAULTS };
 
 import type { SweepConfig } from "../core/sweep.ts";
 
-/** Flags that feed the sweep's configuration, already parsed by the CLI. */
+/** Flags as commander parsed them (see OPTIONS); those that feed the sweep are typed here. */
 export interface ConfigFlags {
+  [key: string]: unknown;
   envFile?: string | undefined;
   patient?: number[] | undefined;
   dryRun?: boolean | undefined;
@@ -59,49 +60,89 @@ const serviceUrl = (what: string) =>
       message: "must not have a query string or fragment: give the base URL only",
     });
 
-/** The environment-backed settings; keys are the variable names, so an issue path names one. */
-const EnvSchema = z.object({
+/** The services' base URLs; keys are the variable names, so an issue path names one. */
+const ServersSchema = z.object({
   PATIENT_SERVER: serviceUrl("backend"),
   ML_SERVER: serviceUrl("ML server"),
-  CONCURRENCY: RULES.concurrency.optional(),
 });
 
+/** A run's settings: the sweep's configuration and every option's final value, by its key. */
+export interface RunSettings {
+  config: SweepConfig;
+  /** Each option of OPTIONS: the flag, else its variable, else its default (see optionKey). */
+  options: Record<string, unknown>;
+}
+
 /** Builds the sweep's configuration or throws one ConfigError listing every problem. */
-export function resolveConfig({ flags, env, cwd: where }: ConfigInput): SweepConfig {
+export function resolveConfig(input: ConfigInput): SweepConfig {
+  return resolveRun(input).config;
+}
+
+/** Resolves every option and the sweep's configuration, or throws one ConfigError. */
+export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings {
   const cwd = workingDirectory(where);
   const file = readEnvFile(flags.envFile, cwd);
   const lookup = (name: string): string | undefined => nonEmpty(env[name]) ?? nonEmpty(file[name]);
   const problems: string[] = [];
 
-  const parsed = EnvSchema.safeParse({
+  const servers = ServersSchema.safeParse({
     PATIENT_SERVER: lookup("PATIENT_SERVER"),
     ML_SERVER: lookup("ML_SERVER"),
-    CONCURRENCY: flags.concurrency === undefined ? lookup("CONCURRENCY") : undefined,
   });
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues)
+  if (!servers.success) {
+    for (const issue of servers.error.issues)
       problems.push(`${issue.path.join(".")} ${issue.message}`);
   }
+  const options = resolveOptions(flags, lookup, problems);
   const credentials = resolveCredentials(lookup, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
-  const data = parsed.data as z.infer<typeof EnvSchema>;
+  const data = servers.data as z.infer<typeof ServersSchema>;
+  const o = options as ConfigFlags;
 
   return {
-    patientServer: data.PATIENT_SERVER,
-    mlServer: data.ML_SERVER,
-    credentials,
-    concurrency: flags.concurrency ?? data.CONCURRENCY ?? DEFAULTS.concurrency,
-    dryRun: flags.dryRun ?? false,
-    patients: flags.patient,
-    requestTimeoutMs: flags.requestTimeout ?? DEFAULTS.requestTimeoutMs,
-    retries: flags.retries ?? DEFAULTS.retries,
-    retryDelayMs: DEFAULTS.retryDelayMs,
-    maxRetryAfterMs: DEFAULTS.maxRetryAfterMs,
-    breaker: flags.breaker ?? DEFAULTS.breaker,
-    maxFailures: flags.maxFailures,
-    deadlineSeconds: flags.deadline,
-    graceSeconds: flags.grace ?? DEFAULTS.graceSeconds,
+    options,
+    config: {
+      patientServer: data.PATIENT_SERVER,
+      mlServer: data.ML_SERVER,
+      credentials,
+      concurrency: o.concurrency ?? DEFAULTS.concurrency,
+      dryRun: o.dryRun ?? false,
+      patients: o.patient,
+      requestTimeoutMs: o.requestTimeout ?? DEFAULTS.requestTimeoutMs,
+      retries: o.retries ?? DEFAULTS.retries,
+      retryDelayMs: DEFAULTS.retryDelayMs,
+      maxRetryAfterMs: DEFAULTS.maxRetryAfterMs,
+      breaker: o.breaker ?? DEFAULTS.breaker,
+      maxFailures: o.maxFailures,
+      deadlineSeconds: o.deadline,
+      graceSeconds: o.grace ?? DEFAULTS.graceSeconds,
+    },
   };
+}
+
+/**
+ * Every option's value: the flag (already parsed by commander), else its environment variable
+ * parsed with the flag's own rule (a bad value is one problem line naming the variable), else
+ * its default.
+ */
+function resolveOptions(
+  flags: ConfigFlags,
+  lookup: Lookup,
+  problems: string[],
+): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const spec of OPTIONS) {
+    const key = optionKey(spec);
+    let value = flags[key];
+    const raw = value === undefined && spec.env ? lookup(spec.env) : undefined;
+    if (raw !== undefined && spec.env) {
+      const parsed = spec.rule ? spec.rule.safeParse(raw) : { success: true as const, data: raw };
+      if (parsed.success) value = parsed.data;
+      else problems.push(`${spec.env} ${parsed.error.issues[0]?.message}`);
+    }
+    values[key] = value ?? spec.default;
+  }
+  return values;
 }
 
 function workingDirectory(cwd: ConfigInput["cwd"]): string {

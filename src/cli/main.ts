@@ -1,70 +1,14 @@
 /**
  * The command line: the only module that touches the process (argv, env, signals, stdout, exit
- * code). Heavy modules load only once a sweep runs, so `--help` and `--version` start fast.
+ * code). The lifecycle: parse, resolve settings, take the lock and wire signals, run the command,
+ * print its result, exit. Heavy modules load only once a command runs, so --help starts fast.
  */
-import { readFileSync } from "node:fs";
-import { Command, CommanderError, Option } from "commander";
-import { buildReport } from "../core/report.ts";
-import { DEFAULTS } from "../defaults.ts";
-import {
-  EXIT,
-  EXIT_CODES,
-  type ExitCode,
-  type ExitName,
-  pickExitCode,
-  SchedulerError,
-} from "../errors.ts";
-import type { Output } from "../reporters/human.ts";
-import { formatHuman, formatJson } from "../reporters/report.ts";
-import type { ConfigFlags } from "./config.ts";
+import { CommanderError } from "commander";
+import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
+import { type ProcessIo, processIo } from "./io.ts";
+import type { CommandSpec } from "./lifecycle.ts";
 import type { Lock } from "./lock.ts";
-import { CLI_OPTIONS } from "./options.ts";
-
-/** Commander's parsed options: the config flags plus those only the CLI acts on. */
-interface CliFlags extends ConfigFlags {
-  json?: boolean;
-  verbose?: boolean;
-  quiet?: boolean;
-  lock?: string;
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-  return String(pkg.version);
-}
-
-function buildProgram(): Command {
-  const program = new Command("ml-scheduler")
-    .description(
-      "One prediction sweep: for each patient, fetch its five newest vitals, ask the ML server for a status and write it back.",
-    )
-    .version(version(), "--version")
-    .helpOption("-h, --help")
-    .allowExcessArguments(false)
-    .exitOverride()
-    .configureOutput({
-      outputError: (message, write) =>
-        write(`ml-scheduler: ${message.replace(/^error: /, "").trim()} (see --help)\n`),
-    });
-  for (const spec of CLI_OPTIONS) {
-    const option = new Option(spec.flags, spec.description);
-    if (spec.parse) option.argParser(spec.parse);
-    // Defaults are applied by config (after the environment), so commander only shows them.
-    const notes = [
-      spec.defaultDescription && `default: ${spec.defaultDescription}`,
-      spec.env && `env ${spec.env}`,
-    ];
-    const shown = notes.filter(Boolean).join("; ");
-    if (shown) option.description += ` (${shown})`;
-    program.addOption(option);
-  }
-  const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
-  program.addHelpText(
-    "after",
-    `\nEnvironment: PATIENT_SERVER, ML_SERVER (required); BACKEND_USERNAME, BACKEND_PASSWORD, BACKEND_TOKEN (each also as <NAME>_FILE); CONCURRENCY.\n\nExit codes:\n${table}\n`,
-  );
-  return program;
-}
+import { buildProgram, type CommandName, type Invocation } from "./program.ts";
 
 /**
  * The CLI entry: runs one command, then ends the process once stdout and stderr have drained
@@ -92,11 +36,19 @@ const recordBug = (error: unknown) => {
 /** Where a bug that escaped goes; a running sweep replaces it to stop and report first. */
 let onBug: (error: unknown) => void = recordBug;
 
-/** Parses, resolves the config, takes the lock, runs the sweep and prints its report. */
+/** The commands, loaded only when they run. */
+const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
+  sweep: async () => ({ locks: true, run: (await import("./commands/sweep.ts")).sweepCommand }),
+  check: async () => ({ locks: false, run: (await import("./commands/check.ts")).checkCommand }),
+};
+
+/** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
-  const program = buildProgram();
+  let invocation: Invocation | undefined;
   try {
-    program.parse(argv);
+    buildProgram((asked) => {
+      invocation = asked;
+    }).parse(argv);
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
@@ -104,14 +56,15 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
     return EXIT.usage;
   }
-  const flags = program.opts<CliFlags>();
+  if (invocation === undefined) return EXIT.ok; // commander printed help for a bare subcommand
+  const { flags } = invocation;
   const json = flags.json === true;
 
-  const [{ createOutput }, { resolveConfig }, { runSweep }, { acquireLock }] = await Promise.all([
+  const [{ createOutput }, { resolveRun }, { acquireLock }, command] = await Promise.all([
     import("../reporters/human.ts"),
     import("./config.ts"),
-    import("../core/sweep.ts"),
     import("./lock.ts"),
+    COMMANDS[invocation.command](),
   ]);
   const out = createOutput({
     verbose: flags.verbose === true,
@@ -124,11 +77,11 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
 
   const stop = new AbortController();
 
-  let config: ReturnType<typeof resolveConfig>;
+  let settings: ReturnType<typeof resolveRun>;
   let lock: Lock | undefined;
   try {
-    config = resolveConfig({ flags, env: process.env, cwd: () => process.cwd() });
-    if (flags.lock !== undefined) {
+    settings = resolveRun({ flags, env: process.env, cwd: () => process.cwd() });
+    if (flags.lock !== undefined && command.locks) {
       // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
       lock = acquireLock(flags.lock, { onLost: (error) => stop.abort(error) });
     }
@@ -140,6 +93,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   }
 
   const abort = new AbortController();
+  const grace = settings.config.graceSeconds;
   const onSignal = (name: NodeJS.Signals) => {
     if (stop.signal.aborted) {
       out.warn(`${name} again: aborting in-flight requests now.`);
@@ -149,7 +103,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     stop.abort(
       new SchedulerError(
         SIGNAL_CODES[name] ?? "sigterm",
-        `${name}: no new patient starts; in-flight patients get ${config.graceSeconds}s to finish.`,
+        `${name}: no new patient starts; in-flight patients get ${grace}s to finish.`,
       ),
     );
   };
@@ -164,20 +118,23 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   bugged.catch(() => {});
 
   try {
-    const sweep = runSweep(config, {
-      signal: abort.signal,
-      stop: stop.signal,
-      onEvent: (event) => out.event(event),
-    });
-    const report = await Promise.race([sweep, bugged]);
+    const result = await Promise.race([
+      command.run({
+        settings,
+        signal: abort.signal,
+        stop: stop.signal,
+        onEvent: (event) => out.event(event),
+      }),
+      bugged,
+    ]);
     out.finish();
     // Whatever ended the run and was not said when it happened is said now.
-    if (report.error && !out.announced.has(report.error.code))
-      out.ended(report.error.code, report.error.message);
-    const written = await io.write(json ? formatJson(report) : formatHuman(report));
-    if (written) return report.exitCode;
+    if (result.error && !out.announced.has(result.error.code))
+      out.ended(result.error.code, result.error.message);
+    const written = await io.write(json ? result.json() : result.human());
+    if (written) return result.exitCode;
     out.error("The report could not be written to stdout (closed or full); the sweep itself ran.");
-    return pickExitCode([report.exitCode, EXIT.io]);
+    return pickExitCode([result.exitCode, EXIT.io]);
   } finally {
     onBug = recordBug;
     lock?.release();
@@ -191,82 +148,3 @@ const SIGNAL_CODES: Partial<Record<NodeJS.Signals, ExitName>> = {
   SIGINT: "sigint",
   SIGHUP: "sighup",
 };
-
-interface ProcessIo {
-  /** Set once flags are read: a bug's stack is logged only with --verbose. */
-  verbose: boolean;
-  /** Set once flags are read: the logger, else bugs go to stderr raw. */
-  out: Output | undefined;
-  /** Set with --json: a bug still prints the one JSON document. */
-  jsonFlags: CliFlags | undefined;
-  /** Writes to stdout; false when it could not be written. */
-  write(text: string): Promise<boolean>;
-  /** The JSON report of a run that ended before any sweep started. */
-  early(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): Promise<void>;
-  /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
-  internal(error: unknown): Promise<ExitCode>;
-  /** Waits for stdout and stderr to drain (bounded), then ends the process. */
-  exit(code: number): Promise<never>;
-}
-
-/** How long the end of a run waits for a stuck stdout or stderr reader. */
-const DRAIN_MS = 5_000;
-
-/** stdout and stderr as a run uses them: stdout failures are remembered, stderr is best effort. */
-function processIo(): ProcessIo {
-  // Without listeners, an EPIPE (a reader gone: `| head`) would be an uncaught exception.
-  process.stdout.on("error", () => {});
-  process.stderr.on("error", () => {});
-  const put = (stream: NodeJS.WriteStream, text: string) =>
-    new Promise<boolean>((resolve) => {
-      try {
-        stream.write(text, (error) => resolve(!error));
-      } catch {
-        resolve(false);
-      }
-    });
-  const io: ProcessIo = {
-    verbose: false,
-    out: undefined,
-    jsonFlags: undefined,
-    write: (text) => put(process.stdout, text),
-    async early(exitCode, code, message, flags = {}) {
-      const now = new Date();
-      const report = buildReport({
-        startedAt: now,
-        finishedAt: now,
-        dryRun: flags.dryRun === true,
-        concurrency: flags.concurrency ?? DEFAULTS.concurrency,
-        exitCode,
-        error: { code, message },
-        patients: [],
-      });
-      await io.write(formatJson(report));
-    },
-    async internal(error) {
-      try {
-        const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
-        const stack = error instanceof Error && io.verbose ? `\n${error.stack}` : "";
-        if (io.out) io.out.error(message + stack);
-        else await put(process.stderr, `ml-scheduler: ${message}${stack}\n`);
-        if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
-      } catch {
-        // Reporting a bug hit the bug again: the exit code still says what happened.
-      }
-      return EXIT.internal;
-    },
-    async exit(code) {
-      const drained = Promise.all([put(process.stdout, ""), put(process.stderr, "")]);
-      await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
-      process.exit(code);
-    },
-  };
-  return io;
-}
-
-/** A bug's one line: its name and message, cut short (a message is not ours to trust). */
-function describeBug(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  const line = text.split("\n")[0] ?? "";
-  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
-}

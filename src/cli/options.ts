@@ -6,13 +6,26 @@ import { InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 
-export interface CliOption {
+/** The commands a flag belongs to: `global` flags work with every command, anywhere on the line. */
+export type OptionScope = "global" | "sweep";
+
+/**
+ * One flag, declared once: commander registers it (parsing with `rule`, exit 2), config resolves
+ * its environment variable with the same rule (exit 3) and applies `default`, --help shows all of
+ * it, and a test checks that the README's tables list it.
+ */
+export interface OptionSpec {
   flags: string;
   description: string;
-  /** Environment variable that backs the flag (resolved in config, not by commander). */
+  scope: OptionScope;
+  /** Environment variable (also read from the env file) behind the flag. */
   env?: string;
+  /** Parses the flag's (and the variable's) text into its value. */
+  rule?: z.ZodType<unknown, string>;
+  /** A parser of its own, for a flag that adds up over repeats (`--patient`). */
   parse?: (value: string, previous: unknown) => unknown;
-  defaultDescription?: string;
+  /** Applied by config after the flag and the environment. */
+  default?: unknown;
 }
 
 /** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
@@ -70,66 +83,97 @@ function pidList(value: string, previous: unknown): number[] {
   return [...pids];
 }
 
-export const CLI_OPTIONS: readonly CliOption[] = [
+/** Commander's attribute name of a flag: `--request-timeout <ms>` is `requestTimeout`. */
+export function optionKey(spec: Pick<OptionSpec, "flags">): string {
+  const long = /--([a-z][a-z-]*)/.exec(spec.flags)?.[1] ?? "";
+  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** A rule's parser for commander: a refused value is a usage error naming the rule. */
+export function commanderParser(
+  spec: OptionSpec,
+): ((value: string, previous: unknown) => unknown) | undefined {
+  const { rule } = spec;
+  return spec.parse ?? (rule && byRule(rule as z.ZodType<number, string>));
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
   {
     flags: "--patient <pid>",
     description: "only these patients; repeatable or comma-separated",
+    scope: "sweep",
     parse: pidList,
   },
-  { flags: "--dry-run", description: "fetch and predict, but write nothing" },
+  { flags: "--dry-run", description: "fetch and predict, but write nothing", scope: "sweep" },
   {
     flags: "--concurrency <n>",
     description: `patients handled at the same time, at most ${LIMITS.concurrency}`,
+    scope: "sweep",
     env: "CONCURRENCY",
-    parse: byRule(RULES.concurrency),
-    defaultDescription: String(DEFAULTS.concurrency),
+    rule: RULES.concurrency,
+    default: DEFAULTS.concurrency,
   },
-  { flags: "--json", description: "print the report as one JSON document" },
-  { flags: "--verbose", description: "log every patient's outcome on stderr" },
-  { flags: "--quiet", description: "log only errors on stderr; no progress line" },
+  {
+    flags: "--json",
+    description: "print the report as one JSON document",
+    scope: "global",
+  },
+  { flags: "--verbose", description: "log every patient's outcome on stderr", scope: "global" },
+  {
+    flags: "--quiet",
+    description: "log only errors on stderr; no progress line",
+    scope: "global",
+  },
   {
     flags: "--env-file <path>",
-    description: "read settings from this file",
-    defaultDescription: ".env",
+    description: "read settings from this file (default: .env, if there)",
+    scope: "global",
   },
   {
     flags: "--request-timeout <ms>",
     description: "timeout of each request attempt",
-    parse: byRule(RULES.milliseconds),
-    defaultDescription: String(DEFAULTS.requestTimeoutMs),
+    scope: "global",
+    rule: RULES.milliseconds,
+    default: DEFAULTS.requestTimeoutMs,
   },
   {
     flags: "--retries <n>",
     description:
       "retries of a request after a network error, timeout, 408, 429 or 5xx; of the login only if it cannot have started",
-    parse: byRule(RULES.nonNegative),
-    defaultDescription: String(DEFAULTS.retries),
+    scope: "global",
+    rule: RULES.nonNegative,
+    default: DEFAULTS.retries,
   },
   {
     flags: "--breaker <n>",
     description: "stop after n patients in a row failed because one service is unavailable",
-    parse: byRule(RULES.positive),
-    defaultDescription: String(DEFAULTS.breaker),
+    scope: "sweep",
+    rule: RULES.positive,
+    default: DEFAULTS.breaker,
   },
   {
     flags: "--max-failures <n>",
     description: "stop after n failed patients of any kind",
-    parse: byRule(RULES.positive),
+    scope: "sweep",
+    rule: RULES.positive,
   },
   {
     flags: "--deadline <seconds>",
     description:
       "start nothing after this many seconds; in-flight work gets --grace, then is aborted",
-    parse: byRule(RULES.seconds),
+    scope: "sweep",
+    rule: RULES.seconds,
   },
   {
     flags: "--grace <seconds>",
     description: "after a signal or the deadline, time for in-flight patients to finish",
-    parse: byRule(RULES.seconds),
-    defaultDescription: String(DEFAULTS.graceSeconds),
+    scope: "sweep",
+    rule: RULES.seconds,
+    default: DEFAULTS.graceSeconds,
   },
   {
     flags: "--lock <file>",
     description: "skip this run (exit 7) while another run holds the lock",
+    scope: "sweep",
   },
 ];

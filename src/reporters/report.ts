@@ -1,6 +1,7 @@
 /**
  * The report's two printed forms: the human summary and the one JSON document of `--json`.
  */
+import type { CheckReport, CheckStep } from "../core/check.ts";
 import { OUTCOMES, type Outcome, type PatientResult, type Report } from "../core/report.ts";
 
 /** Outcomes worth a line of their own in the human form. */
@@ -31,4 +32,19 @@ function describe(p: PatientResult): string {
 
 export function formatJson(report: Report): string {
   return `${JSON.stringify(report)}\n`;
+}
+
+const STEP_NAMES: Record<CheckStep["step"], string> = {
+  login: "login",
+  ml_server: "ML server",
+  patient_list: "patient list",
+};
+
+/** The check's human form: one line per step, then the error and the exit code. */
+export function formatCheckHuman(report: CheckReport): string {
+  const lines = report.steps.map(
+    (s) => `${STEP_NAMES[s.step]}: ${s.ok ? "ok" : "FAILED"} (${s.detail})`,
+  );
+  lines.push(`Exit code ${report.exitCode}`);
+  return `${lines.join("\n")}\n`;
 }

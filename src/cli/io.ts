@@ -1,0 +1,89 @@
+/**
+ * stdout and stderr as a run uses them: a report that cannot be written is remembered (exit 74),
+ * stderr is best effort, a bug is one line (exit 70), and the process ends only after both drain.
+ */
+import { buildReport } from "../core/report.ts";
+import { DEFAULTS } from "../defaults.ts";
+import { EXIT, type ExitCode } from "../errors.ts";
+import type { Output } from "../reporters/human.ts";
+import { formatJson } from "../reporters/report.ts";
+import type { CliFlags } from "./program.ts";
+
+export interface ProcessIo {
+  /** Set once flags are read: a bug's stack is logged only with --verbose. */
+  verbose: boolean;
+  /** Set once flags are read: the logger, else bugs go to stderr raw. */
+  out: Output | undefined;
+  /** Set with --json: a bug still prints the one JSON document. */
+  jsonFlags: CliFlags | undefined;
+  /** Writes to stdout; false when it could not be written. */
+  write(text: string): Promise<boolean>;
+  /** The JSON report of a run that ended before any sweep started. */
+  early(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): Promise<void>;
+  /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
+  internal(error: unknown): Promise<ExitCode>;
+  /** Waits for stdout and stderr to drain (bounded), then ends the process. */
+  exit(code: number): Promise<never>;
+}
+
+/** How long the end of a run waits for a stuck stdout or stderr reader. */
+const DRAIN_MS = 5_000;
+
+/** stdout and stderr as a run uses them: stdout failures are remembered, stderr is best effort. */
+export function processIo(): ProcessIo {
+  // Without listeners, an EPIPE (a reader gone: `| head`) would be an uncaught exception.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  const put = (stream: NodeJS.WriteStream, text: string) =>
+    new Promise<boolean>((resolve) => {
+      try {
+        stream.write(text, (error) => resolve(!error));
+      } catch {
+        resolve(false);
+      }
+    });
+  const io: ProcessIo = {
+    verbose: false,
+    out: undefined,
+    jsonFlags: undefined,
+    write: (text) => put(process.stdout, text),
+    async early(exitCode, code, message, flags = {}) {
+      const now = new Date();
+      const report = buildReport({
+        startedAt: now,
+        finishedAt: now,
+        dryRun: flags.dryRun === true,
+        concurrency: flags.concurrency ?? DEFAULTS.concurrency,
+        exitCode,
+        error: { code, message },
+        patients: [],
+      });
+      await io.write(formatJson(report));
+    },
+    async internal(error) {
+      try {
+        const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
+        const stack = error instanceof Error && io.verbose ? `\n${error.stack}` : "";
+        if (io.out) io.out.error(message + stack);
+        else await put(process.stderr, `ml-scheduler: ${message}${stack}\n`);
+        if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
+      } catch {
+        // Reporting a bug hit the bug again: the exit code still says what happened.
+      }
+      return EXIT.internal;
+    },
+    async exit(code) {
+      const drained = Promise.all([put(process.stdout, ""), put(process.stderr, "")]);
+      await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
+      process.exit(code);
+    },
+  };
+  return io;
+}
+
+/** A bug's one line: its name and message, cut short (a message is not ours to trust). */
+function describeBug(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const line = text.split("\n")[0] ?? "";
+  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
+}
