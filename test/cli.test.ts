@@ -47,6 +47,12 @@ test("--json prints exactly one JSON document whose counts add up", async (t) =>
   assert.equal(res.code, 0, res.stderr);
   const report = parseReport(res.stdout);
   assert.equal(report.version, 1);
+  assert.match(
+    report.runId,
+    /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+  );
+  const again = parseReport((await run(["--json"], { env })).stdout);
+  assert.notEqual(again.runId, report.runId, "each run has its own id");
   assert.equal(report.exitCode, 0);
   assert.equal(report.error, null);
   assert.equal(report.dryRun, false);

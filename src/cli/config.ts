@@ -121,6 +121,27 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
 }
 
 /**
+ * Every option's value when those alone can be read (the env file and the options' own variables),
+ * even if the rest of the configuration cannot: notifiers still report a run that ended with
+ * exit 3. Undefined when they cannot be read either.
+ */
+export function resolveOptionsOnly({
+  flags,
+  env,
+  cwd,
+}: ConfigInput): Record<string, unknown> | undefined {
+  try {
+    const file = readEnvFile(flags.envFile, workingDirectory(cwd));
+    const lookup = (name: string) => nonEmpty(env[name]) ?? nonEmpty(file[name]);
+    const problems: string[] = [];
+    const options = resolveOptions(flags, lookup, problems);
+    return problems.length === 0 ? options : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Every option's value: the flag (already parsed by commander), else its environment variable
  * parsed with the flag's own rule (a bad value is one problem line naming the variable), else
  * its default.

@@ -14,6 +14,8 @@ export interface ProcessIo {
   verbose: boolean;
   /** Set once flags are read: the logger, else bugs go to stderr raw. */
   out: Output | undefined;
+  /** Set once the run has its id: early documents carry it too. */
+  runId: string | undefined;
   /** Set with --json: a bug still prints the one JSON document. */
   jsonFlags: CliFlags | undefined;
   /** Writes to stdout; false when it could not be written. */
@@ -44,12 +46,14 @@ export function processIo(): ProcessIo {
     });
   const io: ProcessIo = {
     verbose: false,
+    runId: undefined,
     out: undefined,
     jsonFlags: undefined,
     write: (text) => put(process.stdout, text),
     async early(exitCode, code, message, flags = {}) {
       const now = new Date();
       const report = buildReport({
+        runId: io.runId,
         startedAt: now,
         finishedAt: now,
         dryRun: flags.dryRun === true,

@@ -3,10 +3,17 @@
  * code). The lifecycle: parse, resolve settings, take the lock and wire signals, run the command,
  * print its result, exit. Heavy modules load only once a command runs, so --help starts fast.
  */
+import { randomUUID } from "node:crypto";
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
 import { type ProcessIo, processIo } from "./io.ts";
-import type { CommandSpec } from "./lifecycle.ts";
+import type {
+  CommandResult,
+  CommandSpec,
+  Notifier,
+  NotifierFactory,
+  RunFacts,
+} from "./lifecycle.ts";
 import type { Lock } from "./lock.ts";
 import { buildProgram, type CommandName, type Invocation } from "./program.ts";
 
@@ -42,6 +49,12 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
   check: async () => ({ locks: false, run: (await import("./commands/check.ts")).checkCommand }),
 };
 
+/**
+ * The notifiers, each built only when its options are set. A new one is a module under
+ * reporters/ or cli/ and one line here.
+ */
+const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [];
+
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   let invocation: Invocation | undefined;
@@ -60,12 +73,20 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const { flags } = invocation;
   const json = flags.json === true;
 
-  const [{ createOutput }, { resolveRun }, { acquireLock }, command] = await Promise.all([
-    import("../reporters/human.ts"),
-    import("./config.ts"),
-    import("./lock.ts"),
-    COMMANDS[invocation.command](),
-  ]);
+  const [{ createOutput }, { resolveRun, resolveOptionsOnly }, { acquireLock }, command] =
+    await Promise.all([
+      import("../reporters/human.ts"),
+      import("./config.ts"),
+      import("./lock.ts"),
+      COMMANDS[invocation.command](),
+    ]);
+  const facts: RunFacts = {
+    runId: randomUUID(),
+    command: invocation.command,
+    startedAt: new Date(),
+    endBy: undefined,
+  };
+  io.runId = facts.runId;
   const out = createOutput({
     verbose: flags.verbose === true,
     quiet: flags.quiet === true,
@@ -76,11 +97,30 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   if (json) io.jsonFlags = flags;
 
   const stop = new AbortController();
+  const input = { flags, env: process.env, cwd: () => process.cwd() };
+  let notifiers: Notifier[] = [];
+  /** Tells every notifier how the run ended; they never change the exit code. */
+  const notify = async (exitCode: ExitCode, result?: CommandResult) => {
+    const end = {
+      ...facts,
+      finishedAt: new Date(),
+      exitCode,
+      error: result?.error ?? null,
+      report: result?.report,
+    };
+    await Promise.all(notifiers.map((n) => n.finish(end).catch(() => {})));
+    return exitCode;
+  };
 
   let settings: ReturnType<typeof resolveRun>;
   let lock: Lock | undefined;
   try {
-    settings = resolveRun({ flags, env: process.env, cwd: () => process.cwd() });
+    settings = resolveRun(input);
+    notifiers = await createNotifiers(settings.options, out.warn);
+    const { deadlineSeconds, graceSeconds } = settings.config;
+    if (deadlineSeconds !== undefined) {
+      facts.endBy = facts.startedAt.getTime() + (deadlineSeconds + graceSeconds + 1.5) * 1000;
+    }
     if (flags.lock !== undefined && command.locks) {
       // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
       lock = acquireLock(flags.lock, { onLost: (error) => stop.abort(error) });
@@ -89,7 +129,11 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (!(error instanceof SchedulerError)) throw error;
     for (const line of error.message.split("\n")) out.error(line);
     if (json) await io.early(error.exitCode, error.code, error.message, flags);
-    return error.exitCode;
+    if (notifiers.length === 0) {
+      const options = resolveOptionsOnly(input);
+      if (options) notifiers = await createNotifiers(options, out.warn);
+    }
+    return notify(error.exitCode, earlyResult(error));
   }
 
   const abort = new AbortController();
@@ -118,12 +162,17 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   bugged.catch(() => {});
 
   try {
+    await Promise.all(notifiers.map((n) => n.start?.(facts).catch(() => {})));
     const result = await Promise.race([
       command.run({
+        runId: facts.runId,
         settings,
         signal: abort.signal,
         stop: stop.signal,
-        onEvent: (event) => out.event(event),
+        onEvent: (event) => {
+          out.event(event);
+          for (const n of notifiers) n.event?.(event);
+        },
       }),
       bugged,
     ]);
@@ -132,14 +181,29 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (result.error && !out.announced.has(result.error.code))
       out.ended(result.error.code, result.error.message);
     const written = await io.write(json ? result.json() : result.human());
-    if (written) return result.exitCode;
+    if (written) return await notify(result.exitCode, result);
     out.error("The report could not be written to stdout (closed or full); the sweep itself ran.");
-    return pickExitCode([result.exitCode, EXIT.io]);
+    return await notify(pickExitCode([result.exitCode, EXIT.io]), result);
   } finally {
     onBug = recordBug;
     lock?.release();
     for (const name of signals) process.off(name, onSignal);
   }
+}
+
+/** Builds the notifiers whose options are set. */
+async function createNotifiers(
+  options: Record<string, unknown>,
+  warn: (message: string) => void,
+): Promise<Notifier[]> {
+  const factories = await Promise.all(NOTIFIERS.map((load) => load()));
+  return factories.flatMap((factory) => factory({ options, warn }) ?? []);
+}
+
+/** A run that ended before its command started (exit 3 or 7), for the notifiers. */
+function earlyResult(error: SchedulerError): CommandResult {
+  const message = { code: error.code, message: error.message };
+  return { exitCode: error.exitCode, error: message, json: () => "", human: () => "" };
 }
 
 /** The signals a run stops gracefully on, and the error code each ends it with. */

@@ -36,6 +36,8 @@ export type Counts = { selected: number } & Record<Outcome, number>;
 /** The report as `--json` prints it (version 1). */
 export interface Report {
   version: 1;
+  /** The run's id, as in its log lines and pings; null when the caller gave none. */
+  runId: string | null;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -48,6 +50,8 @@ export interface Report {
 }
 
 export interface ReportInput {
+  /** The run's id (a random UUID from the CLI), null when the caller gave none. */
+  runId?: string | null | undefined;
   startedAt: Date;
   finishedAt: Date;
   dryRun: boolean;
@@ -63,6 +67,7 @@ export function buildReport(input: ReportInput): Report {
   for (const p of input.patients) counts[p.outcome]++;
   return {
     version: 1,
+    runId: input.runId ?? null,
     startedAt: input.startedAt.toISOString(),
     finishedAt: input.finishedAt.toISOString(),
     durationMs: input.finishedAt.getTime() - input.startedAt.getTime(),

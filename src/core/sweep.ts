@@ -47,6 +47,8 @@ export interface SweepOptions {
    * `graceSeconds`, then their requests are aborted. A SchedulerError reason becomes the run's.
    */
   stop?: AbortSignal | undefined;
+  /** The run's id, carried into the report (the CLI makes a random UUID). */
+  runId?: string | undefined;
   /** Every fact of the run as it happens (see SweepEvent); a throw here is a bug (exit 70). */
   onEvent?: ((event: SweepEvent) => void) | undefined;
 }
@@ -148,6 +150,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   ]);
   const ended = causes.find((c) => c.exitCode === exitCode);
   return buildReport({
+    runId: options.runId,
     startedAt,
     finishedAt: new Date(),
     dryRun: config.dryRun,

@@ -10,6 +10,7 @@ export async function sweepCommand(ctx: CommandContext): Promise<CommandResult> 
     signal: ctx.signal,
     stop: ctx.stop,
     onEvent: ctx.onEvent,
+    runId: ctx.runId,
   });
   return {
     exitCode: report.exitCode,
