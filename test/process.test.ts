@@ -185,3 +185,26 @@ test("--deadline is a hard bound through the bin: a stalled login, a long Retry-
   const report = parseReport(res.stdout);
   assert.equal(report.patients[0].outcome, "interrupted");
 });
+
+test("under a heap cap without a young-generation bound, the bin re-executes itself once with one", async (t) => {
+  const { backend, env } = await startServices(t);
+  const probe = fileURLToPath(new URL("./fixtures/heap-probe.mjs", import.meta.url));
+  const capped = await run(["--json"], {
+    env: { ...env, NODE_OPTIONS: `--max-old-space-size=128 --import=${probe}` },
+  });
+  assert.equal(capped.code, 0, capped.stderr);
+  const starts = capped.stderr.match(/^heap-probe .*$/gm) ?? [];
+  assert.equal(starts.length, 2, capped.stderr);
+  const [first, second] = starts.map((line) => /pid=(\d+) semi=(\w+)/.exec(line)?.slice(1));
+  assert.deepEqual(first?.[1], "false");
+  assert.deepEqual(second?.[1], "true");
+  assert.equal(first?.[0], second?.[0], "in place: the same pid");
+  assert.doesNotMatch(capped.stderr, /Warning/);
+  assert.equal(parseReport(capped.stdout).counts.updated, 4);
+  assert.equal(backend.logins, 1, "the sweep ran once");
+
+  const bounded = await run(["--version"], {
+    env: { NODE_OPTIONS: `--max-old-space-size=128 --max-semi-space-size=4 --import=${probe}` },
+  });
+  assert.equal(bounded.stderr.match(/^heap-probe/gm)?.length, 1, "a bound given is kept as is");
+});
