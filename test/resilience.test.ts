@@ -3,10 +3,10 @@
  * (held requests) and on what the bin says on stderr, never on sleeps.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { test } from "node:test";
 import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
+import { asPid1, canUnshare, childOf } from "./helpers/namespace.ts";
 import { startServices } from "./helpers/services.ts";
 import { makePatients } from "./stand-ins/seed.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
@@ -82,26 +82,6 @@ test("a second signal ends the grace at once", async (t) => {
   assert.equal(backend.requests.filter(isPut).length, 0);
 });
 
-const canUnshare =
-  process.platform === "linux" &&
-  spawnSync("unshare", ["--pid", "--fork", "--mount-proc", "true"], { timeout: 10_000 }).status ===
-    0;
-
-/** The host pid of the process that unshare forked (PID 1 in its namespace). */
-function childOf(parent: number): number | undefined {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === parent) return Number(entry);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return undefined;
-}
-
 test("as PID 1 in a container, SIGTERM is still handled", {
   skip: canUnshare ? false : "unshare --pid is not permitted on this machine",
 }, async (t) => {
@@ -110,19 +90,7 @@ test("as PID 1 in a container, SIGTERM is still handled", {
   const bin = new URL("../bin/ml-scheduler.js", import.meta.url).pathname;
   const child = spawn(
     "unshare",
-    [
-      "--pid",
-      "--fork",
-      "--mount-proc",
-      process.execPath,
-      "--",
-      bin,
-      "--json",
-      "--concurrency",
-      "1",
-      "--patient",
-      "3,2",
-    ],
+    asPid1(bin, ["--json", "--concurrency", "1", "--patient", "3,2"]),
     { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";

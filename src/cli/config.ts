@@ -2,7 +2,6 @@
  * Configuration: flags, then the environment, then the env file (first hit wins), validated with
  * zod before any request. Every problem is one line naming the variable; values are never echoed.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
 import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
@@ -10,6 +9,7 @@ import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTIONS, optionKey } from "./options.ts";
+import { type FileProblem, readBounded } from "./read-file.ts";
 
 export { DEFAULTS };
 
@@ -191,40 +191,6 @@ function readEnvFile(path: string | undefined, cwd: string): Record<string, stri
   throw new ConfigError(
     `${what}: ${envFileProblem(read.problem)}; fix the path or leave the flag out.`,
   );
-}
-
-type FileProblem = "not_regular" | "too_large" | string;
-
-/**
- * A small regular file's text, or why not. Checked before it is opened (a FIFO would block the
- * open, /dev/zero never ends), opened non-blocking in case it was swapped since, checked again,
- * and never read past the limit. Symlinks are followed: Kubernetes mounts Secrets as symlinks.
- */
-function readBounded(path: string, maxBytes: number): string | { problem: FileProblem } {
-  const bad = (stats: Stats): FileProblem | undefined =>
-    !stats.isFile() ? "not_regular" : stats.size > maxBytes ? "too_large" : undefined;
-  let fd: number | undefined;
-  try {
-    const before = bad(statSync(path));
-    if (before) return { problem: before };
-    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-    const after = bad(fstatSync(fd));
-    if (after) return { problem: after };
-    // One byte more than allowed: a file that grew since the check is caught here.
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-    }
-    if (length > maxBytes) return { problem: "too_large" };
-    return buffer.toString("utf8", 0, length);
-  } catch (error) {
-    return { problem: (error as NodeJS.ErrnoException).code ?? "unreadable" };
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 function envFileProblem(problem: FileProblem): string {
