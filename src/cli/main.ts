@@ -127,7 +127,8 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     }
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
-    for (const line of error.message.split("\n")) out.error(line);
+    // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
+    for (const line of error.message.split("\n")) out.ended(error.code, line);
     if (json) await io.early(error.exitCode, error.code, error.message, flags);
     if (notifiers.length === 0) {
       const options = resolveOptionsOnly(input);
