@@ -12,7 +12,10 @@ import type { CliFlags } from "./program.ts";
 export interface ProcessIo {
   /** Set once flags are read: a bug's stack is logged only with --verbose. */
   verbose: boolean;
-  /** Set once flags are read: the logger, else bugs go to stderr raw. */
+  /**
+   * The logger once its format is known (from the start when the command line or the
+   * environment asks for JSON); before that, bugs and warnings go to stderr as human lines.
+   */
   out: Output | undefined;
   /** Set once the run has its id: early documents carry it too. */
   runId: string | undefined;
@@ -24,6 +27,8 @@ export interface ProcessIo {
   early(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): Promise<void>;
   /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
   internal(error: unknown): Promise<ExitCode>;
+  /** A warning (Node's process warnings): through the logger, else a human line. */
+  warn(message: string): void;
   /** Waits for stdout and stderr to drain (bounded), then ends the process. */
   exit(code: number): Promise<never>;
 }
@@ -67,14 +72,18 @@ export function processIo(): ProcessIo {
     async internal(error) {
       try {
         const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
-        const stack = error instanceof Error && io.verbose ? `\n${error.stack}` : "";
-        if (io.out) io.out.error(message + stack);
-        else await put(process.stderr, `ml-scheduler: ${message}${stack}\n`);
+        const stack = error instanceof Error && io.verbose ? (error.stack ?? null) : null;
+        if (io.out) io.out.error(message, { code: "internal", ...(stack && { stack }) });
+        else await put(process.stderr, `ml-scheduler: ${message}${stack ? `\n${stack}` : ""}\n`);
         if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
       } catch {
         // Reporting a bug hit the bug again: the exit code still says what happened.
       }
       return EXIT.internal;
+    },
+    warn(message) {
+      if (io.out) io.out.warn(message);
+      else void put(process.stderr, `[warn] ${message}\n`);
     },
     async exit(code) {
       const drained = Promise.all([put(process.stdout, ""), put(process.stderr, "")]);

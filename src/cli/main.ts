@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
+import type { Output } from "../reporters/human.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type {
   CommandResult,
@@ -23,6 +24,12 @@ import { buildProgram, type CommandName, type Invocation } from "./program.ts";
  */
 export async function main(argv: string[] = process.argv): Promise<void> {
   const io = processIo();
+  // Node's process warnings go through the run's logger, at warn, name and message only; when
+  // Node would print none (--no-warnings, NODE_NO_WARNINGS=1), neither do we.
+  if (process.listenerCount("warning") > 0) {
+    process.removeAllListeners("warning");
+    process.on("warning", (warning) => io.warn(`${warning.name}: ${warning.message}`));
+  }
   // A bug anywhere in the process (a timer, a stream's error event) ends the run with exit 70.
   process.on("uncaughtException", (error) => onBug(error));
   process.on("unhandledRejection", (error) => onBug(error));
@@ -57,15 +64,29 @@ const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
+  const runId = randomUUID();
+  io.runId = runId;
+  // Until the settings are known, JSON logs when the command line (as written) or LOG_FORMAT in
+  // the environment asks for it: a usage error or a bug is then a JSON line too.
+  if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
+    const { createJsonLog } = await import("../reporters/json-log.ts");
+    const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
+    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId });
+  }
   let invocation: Invocation | undefined;
+  const program = buildProgram((asked) => {
+    invocation = asked;
+  });
+  // The JSON logger says usage errors below; commander's own line would not be JSON.
+  if (io.out)
+    for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
   try {
-    buildProgram((asked) => {
-      invocation = asked;
-    }).parse(argv);
+    program.parse(argv);
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
     if (shown) return EXIT.ok;
+    io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
     if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
     return EXIT.usage;
   }
@@ -73,28 +94,37 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const { flags } = invocation;
   const json = flags.json === true;
 
-  const [{ createOutput }, { resolveRun, resolveOptionsOnly }, { acquireLock }, command] =
-    await Promise.all([
-      import("../reporters/human.ts"),
-      import("./config.ts"),
-      import("./lock.ts"),
-      COMMANDS[invocation.command](),
-    ]);
+  const [
+    { createOutput },
+    { createJsonLog },
+    { resolveRun, resolveOptionsOnly },
+    { acquireLock },
+    command,
+  ] = await Promise.all([
+    import("../reporters/human.ts"),
+    import("../reporters/json-log.ts"),
+    import("./config.ts"),
+    import("./lock.ts"),
+    COMMANDS[invocation.command](),
+  ]);
   const facts: RunFacts = {
-    runId: randomUUID(),
+    runId,
     command: invocation.command,
     startedAt: new Date(),
     endBy: undefined,
   };
-  io.runId = facts.runId;
-  const out = createOutput({
-    verbose: flags.verbose === true,
-    quiet: flags.quiet === true,
-    stream: process.stderr,
-  });
   io.verbose = flags.verbose === true;
-  io.out = out;
   if (json) io.jsonFlags = flags;
+  /**
+   * The run's one logger, once its format is known: the settings' (flag, environment, env file),
+   * else, when they cannot be read, the flag's or a valid LOG_FORMAT in the environment.
+   */
+  const openOutput = (options: Record<string, unknown> | undefined): Output => {
+    const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
+    const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr };
+    io.out = format === "json" ? createJsonLog({ ...shape, runId }) : createOutput(shape);
+    return io.out;
+  };
 
   const stop = new AbortController();
   const input = { flags, env: process.env, cwd: () => process.cwd() };
@@ -114,8 +144,10 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
 
   let settings: ReturnType<typeof resolveRun>;
   let lock: Lock | undefined;
+  let out: Output | undefined;
   try {
     settings = resolveRun(input);
+    out = openOutput(settings.options);
     notifiers = await createNotifiers(settings.options, out.warn);
     const { deadlineSeconds, graceSeconds } = settings.config;
     if (deadlineSeconds !== undefined) {
@@ -127,12 +159,12 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     }
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
-    for (const line of error.message.split("\n")) out.error(line);
+    const options = out ? undefined : resolveOptionsOnly(input);
+    const said = out ?? openOutput(options);
+    // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
+    for (const line of error.message.split("\n")) said.ended(error.code, line);
     if (json) await io.early(error.exitCode, error.code, error.message, flags);
-    if (notifiers.length === 0) {
-      const options = resolveOptionsOnly(input);
-      if (options) notifiers = await createNotifiers(options, out.warn);
-    }
+    if (notifiers.length === 0 && options) notifiers = await createNotifiers(options, said.warn);
     return notify(error.exitCode, earlyResult(error));
   }
 
@@ -140,7 +172,9 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const grace = settings.config.graceSeconds;
   const onSignal = (name: NodeJS.Signals) => {
     if (stop.signal.aborted) {
-      out.warn(`${name} again: aborting in-flight requests now.`);
+      out.warn(`${name} again: aborting in-flight requests now.`, {
+        code: SIGNAL_CODES[name] ?? null,
+      });
       abort.abort(stop.signal.reason);
       return;
     }
@@ -182,7 +216,9 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
       out.ended(result.error.code, result.error.message);
     const written = await io.write(json ? result.json() : result.human());
     if (written) return await notify(result.exitCode, result);
-    out.error("The report could not be written to stdout (closed or full); the sweep itself ran.");
+    out.error("The report could not be written to stdout (closed or full); the sweep itself ran.", {
+      code: "io",
+    });
     return await notify(pickExitCode([result.exitCode, EXIT.io]), result);
   } finally {
     onBug = recordBug;
@@ -204,6 +240,24 @@ async function createNotifiers(
 function earlyResult(error: SchedulerError): CommandResult {
   const message = { code: error.code, message: error.message };
   return { exitCode: error.exitCode, error: message, json: () => "", human: () => "" };
+}
+
+type LogFormat = "human" | "json";
+
+/** The first valid log format of these (a flag's, then the environment's), else human. */
+function logFormat(...candidates: unknown[]): LogFormat {
+  const valid = (v: unknown): v is LogFormat => v === "human" || v === "json";
+  return candidates.find(valid) ?? "human";
+}
+
+/** The value of a flag as written on the command line (its last occurrence), before parsing. */
+function flagValue(argv: readonly string[], flag: string): string | undefined {
+  let value: string | undefined;
+  argv.forEach((arg, i) => {
+    if (arg === flag) value = argv[i + 1];
+    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
+  });
+  return value;
 }
 
 /** The signals a run stops gracefully on, and the error code each ends it with. */

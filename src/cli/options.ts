@@ -125,6 +125,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "global",
   },
   {
+    flags: "--log-format <format>",
+    description: "stderr as human lines or one JSON object per line",
+    scope: "global",
+    env: "LOG_FORMAT",
+    rule: z.enum(["human", "json"], { error: "must be human or json" }),
+    default: "human",
+  },
+  {
     flags: "--env-file <path>",
     description: "read settings from this file (default: .env, if there)",
     scope: "global",
