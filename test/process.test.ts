@@ -176,9 +176,10 @@ test("--deadline is a hard bound through the bin: a stalled login, a long Retry-
     status: 503,
     headers: { "retry-after": "25" },
   });
-  const res = await run(["--json", "--deadline", "0.5", "--grace", "0.2", "--patient", "2"], {
+  // 3 s: the patient starts before the deadline even on a loaded machine, then waits on 25 s.
+  const res = await run(["--json", "--deadline", "3", "--grace", "0.2", "--patient", "2"], {
     env: waiting.env,
-    timeoutMs: 10_000,
+    timeoutMs: 12_000,
   });
   assert.equal(res.signal, null, "the test had to kill it: a retry's wait outlived the deadline");
   assert.equal(res.code, 8, res.stderr);

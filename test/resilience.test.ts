@@ -115,11 +115,13 @@ test("as PID 1 in a container, SIGTERM is still handled", {
 test("--deadline: past it no new patient starts, in-flight ones finish, exit 8", async (t) => {
   const { backend, env } = await startServices(t);
   const hold = backend.hold(vitalsOf(3));
-  const res = await run(["--json", "--concurrency", "1", "--deadline", "0.2", "--patient", "3,2"], {
+  // 2 s: long enough for the login and the list on a loaded machine, so that the deadline passes
+  // while patient 3 is held (a deadline during the login is another test's case).
+  const res = await run(["--json", "--concurrency", "1", "--deadline", "2", "--patient", "3,2"], {
     env,
     onSpawn: async (child) => {
       await hold.waitFor();
-      await waitForStderr(child, /Deadline of 0\.2s reached/);
+      await waitForStderr(child, /Deadline of 2s reached/);
       hold.release();
     },
   });
