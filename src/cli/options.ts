@@ -60,6 +60,8 @@ export const RULES = {
       error: `must be a number of seconds greater than 0, at most ${LIMITS.timerSeconds} (24.8 days)`,
     })
     .transform(Number),
+  /** A file path the run writes to: an empty one is a mistake, not "no file". */
+  path: z.string().refine((v) => v !== "", { error: "must be a file path, not empty" }),
 } as const;
 
 /** Commander's parser for a rule: a refused value is a usage error naming the rule. */
@@ -175,5 +177,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     flags: "--lock <file>",
     description: "skip this run (exit 7) while another run holds the lock",
     scope: "sweep",
+  },
+  {
+    flags: "--metrics-file <path>",
+    description:
+      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector)",
+    scope: "sweep",
+    env: "METRICS_FILE",
+    rule: RULES.path,
   },
 ];
