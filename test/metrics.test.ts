@@ -1,16 +1,18 @@
 /**
  * What a run leaves for machines besides stdout: the metrics file for node_exporter's textfile
- * collector. The real bin against the stand-ins.
+ * collector, and the push to a Pushgateway. The real bin against the stand-ins.
  */
 import assert from "node:assert/strict";
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
+import { pushUrl } from "../src/cli/notifiers/pushgateway.ts";
 import { OUTCOMES } from "../src/core/report.ts";
 import { escapeLabelValue, lastSuccessIn } from "../src/reporters/metrics.ts";
 import { run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
+import { type Pushgateway, startPushgateway } from "./stand-ins/pushgateway.ts";
 
 const FAMILIES = [
   "ml_scheduler_last_run_timestamp_seconds",
@@ -89,6 +91,12 @@ function assertClean(metrics: string, output = "") {
 
 const isVitals = (r: { path: string }) => r.path === "/api/patient/fetchVitals";
 const isLogin = (r: { path: string }) => r.path === "/api/login/";
+
+async function gateway(t: TestContext, prefix?: string): Promise<Pushgateway> {
+  const g = await startPushgateway(prefix === undefined ? {} : { prefix });
+  t.after(() => g.close());
+  return g;
+}
 
 test("the metrics file is Prometheus text describing the last run, a failed patient included", async (t) => {
   const { backend, ml, env } = await startServices(t);
@@ -212,6 +220,81 @@ test("the metrics file is replaced, never rewritten in place; a failed write lea
   assertOnly(dir, ["blocked.prom", "ml_scheduler.prom", "reader"]);
 });
 
+test("the Pushgateway gets one POST of the metrics under job ml_scheduler, a path prefix kept", async (t) => {
+  const { env } = await startServices(t);
+  const g = await gateway(t, "/pushgateway");
+  const res = await run(["--pushgateway", `${g.url}/pushgateway/`], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(g.pushes.length, 1);
+  const [push] = g.pushes;
+  assert.equal(push?.method, "POST");
+  assert.equal(push?.path, "/pushgateway/metrics/job/ml_scheduler");
+  assert.match(String(push?.headers["content-type"]), /^text\/plain; version=0\.0\.4/);
+  const m = parseExposition(push?.body ?? "");
+  assert.deepEqual([...m.help.keys()], FAMILIES);
+  assert.equal(m.one("ml_scheduler_exit_code"), 0);
+  assert.equal(m.one("ml_scheduler_patients", { outcome: "updated" }), 4);
+  assertClean(push?.body ?? "");
+});
+
+test("a push for a failed run leaves the last success out, so the gateway keeps the last one", async (t) => {
+  const { backend, env } = await startServices(t);
+  const g = await gateway(t);
+  const withGateway = { ...env, PUSHGATEWAY_URL: g.url };
+  assert.equal((await run([], { env: withGateway })).code, 0);
+  const group = () => g.groups.get("job/ml_scheduler");
+  const success = group()?.get("ml_scheduler_last_success_timestamp_seconds");
+  assert.equal(success?.length, 1);
+
+  backend.fault(isLogin, { kind: "status", status: 500 });
+  const failed = await run([], { env: withGateway });
+  assert.equal(failed.code, 5, failed.stderr);
+  assert.equal(g.pushes.length, 2);
+  const body = g.pushes[1]?.body ?? "";
+  assert.doesNotMatch(body, /last_success/);
+  assert.equal(parseExposition(body).one("ml_scheduler_exit_code"), 5);
+  assert.deepEqual(group()?.get("ml_scheduler_last_success_timestamp_seconds"), success);
+  assert.deepEqual(group()?.get("ml_scheduler_exit_code"), ["ml_scheduler_exit_code 5"]);
+});
+
+test("a Pushgateway that is down is a warning after one retry; the exit code stays", async (t) => {
+  const { env } = await startServices(t);
+  const g = await gateway(t);
+  g.down();
+  const res = await run(["--pushgateway", g.url], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(g.pushes.length, 2, "one retry");
+  assert.match(
+    res.stderr,
+    /\[warn\] The push to the Pushgateway at http:\/\/127\.0\.0\.1:\d+ failed/,
+  );
+});
+
+test("a stalled Pushgateway is given up within the deadline's bound; the exit code stays", async (t) => {
+  const { env } = await startServices(t);
+  const g = await gateway(t);
+  g.fault(() => true, { kind: "stall" });
+  // endBy = 1 s + 1 s grace + 1.5 s: less than two 3 s attempts, so the bound ends the push.
+  const res = await run(["--pushgateway", g.url, "--deadline", "1", "--grace", "1"], { env });
+  assert.equal(res.code, 0, res.stderr);
+  // The first attempt times out at 3 s; the retry would start a second later, past the bound.
+  assert.equal(g.pushes.length, 1);
+  assert.match(res.stderr, /Pushgateway .* failed \(stopped at the deadline's bound\)/);
+});
+
+test("--pushgateway takes a plain http(s) URL: credentials, a query or another scheme are refused", async (t) => {
+  const { env } = await startServices(t);
+  for (const url of ["http://user:pw@127.0.0.1:9091", "ftp://gw", "http://gw/?a=1", "gw:9091"]) {
+    const flag = await run(["--pushgateway", url], { env });
+    assert.equal(flag.code, 2, url);
+    assert.match(flag.stderr, /--pushgateway <url>.*without credentials, query or fragment/);
+    assert.ok(!flag.stderr.includes("pw@"), "no password echoed");
+    const variable = await run([], { env: { ...env, PUSHGATEWAY_URL: url } });
+    assert.equal(variable.code, 3, url);
+    assert.match(variable.stderr, /PUSHGATEWAY_URL must be an http/);
+  }
+});
+
 test("label values are escaped as the exposition format says", () => {
   assert.equal(escapeLabelValue('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
 });
@@ -222,4 +305,23 @@ test("the previous last success is read only from a plain sample line", () => {
   assert.equal(lastSuccessIn(`${name}{} 5\n`), 5);
   for (const bad of [`${name} NaN`, `${name} -1`, `${name} 0x10`, `x${name} 5`, "", `${name}`])
     assert.equal(lastSuccessIn(bad), undefined, bad);
+});
+
+test("the push URL keeps the base's path and has a place for the shard in its grouping key", () => {
+  assert.equal(
+    pushUrl("https://gw.example:9091").href,
+    "https://gw.example:9091/metrics/job/ml_scheduler",
+  );
+  assert.equal(
+    pushUrl("http://proxy/prom/push//", [["shard", "3"]]).href,
+    "http://proxy/prom/push/metrics/job/ml_scheduler/shard/3",
+  );
+  assert.equal(
+    pushUrl("http://gw", [
+      ["shard", "a/b"],
+      ["zone", ""],
+      ["ward", "Ä 1"],
+    ]).pathname,
+    "/metrics/job/ml_scheduler/shard@base64/YS9i/zone@base64/=/ward/%C3%84%201",
+  );
 });
