@@ -1,6 +1,6 @@
 /**
  * What a run leaves for machines besides stdout: the metrics file for node_exporter's textfile
- * collector, and the push to a Pushgateway. The real bin against the stand-ins.
+ * collector, the push to a Pushgateway and the report file. The real bin against the stand-ins.
  */
 import assert from "node:assert/strict";
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -9,7 +9,7 @@ import { type TestContext, test } from "node:test";
 import { pushUrl } from "../src/cli/notifiers/pushgateway.ts";
 import { OUTCOMES } from "../src/core/report.ts";
 import { escapeLabelValue, lastSuccessIn } from "../src/reporters/metrics.ts";
-import { run } from "./helpers/exec.ts";
+import { parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { type Pushgateway, startPushgateway } from "./stand-ins/pushgateway.ts";
@@ -293,6 +293,45 @@ test("--pushgateway takes a plain http(s) URL: credentials, a query or another s
     assert.equal(variable.code, 3, url);
     assert.match(variable.stderr, /PUSHGATEWAY_URL must be an http/);
   }
+});
+
+test("--report-file holds the document --json prints, with or without --json", async (t) => {
+  const { env } = await startServices(t);
+  const dir = tempDir(t, "report");
+  const path = join(dir, "report.json");
+  writeFileSync(path, "{}\n");
+  linkSync(path, join(dir, "reader"));
+  const json = await run(["--json", "--report-file", path], { env });
+  assert.equal(json.code, 0, json.stderr);
+  assert.equal(readFileSync(path, "utf8"), json.stdout);
+  assert.equal(readFileSync(join(dir, "reader"), "utf8"), "{}\n", "replaced, not rewritten");
+
+  const human = await run(["--report-file", path], { env });
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^8 patients in/);
+  const filed = parseReport(readFileSync(path, "utf8"));
+  assert.equal(filed.exitCode, 0);
+  assert.equal(filed.counts.updated, 0, "the second run found nothing to change");
+  assert.notEqual(filed.runId, parseReport(json.stdout).runId);
+
+  // A run that ends before its sweep (exit 3) files its one document too.
+  const early = await run(["--json", "--report-file", path], { env: { ...env, ML_SERVER: "" } });
+  assert.equal(early.code, 3);
+  assert.equal(readFileSync(path, "utf8"), early.stdout);
+  assert.equal(parseReport(early.stdout).error.code, "config");
+  assertOnly(dir, ["report.json", "reader"]);
+});
+
+test("a report file that cannot be written is exit 74 with one error line, after the sweep", async (t) => {
+  const { backend, env } = await startServices(t);
+  const dir = tempDir(t, "report");
+  const res = await run(["--report-file", join(dir, "missing", "report.json")], { env });
+  assert.equal(res.code, 74, res.stderr);
+  const errors = res.stderr.split("\n").filter((l) => l.startsWith("[error]"));
+  assert.equal(errors.length, 1, res.stderr);
+  assert.match(errors[0] ?? "", /--report-file .* \(ENOENT\): check that its directory exists/);
+  assert.equal(backend.writes.length, 4, "the sweep itself ran");
+  assertOnly(dir, []);
 });
 
 test("label values are escaped as the exposition format says", () => {

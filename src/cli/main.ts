@@ -6,6 +6,8 @@
 import { randomUUID } from "node:crypto";
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
+import type { Output } from "../reporters/human.ts";
+import { writeFileAtomic } from "./atomic-write.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type {
   CommandResult,
@@ -131,7 +133,10 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
     for (const line of error.message.split("\n")) out.error(line);
-    if (json) await io.early(error.exitCode, error.code, error.message, flags);
+    const early = io.earlyJson(error.exitCode, error.code, error.message, flags);
+    if (json) await io.write(early);
+    // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
+    await fileReport(flags.reportFile, () => early, out);
     if (notifiers.length === 0) {
       const options = resolveOptionsOnly(input);
       if (options) notifiers = await createNotifiers(options, out.warn);
@@ -184,13 +189,35 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (result.error && !out.announced.has(result.error.code))
       out.ended(result.error.code, result.error.message);
     const written = await io.write(json ? result.json() : result.human());
-    if (written) return await notify(result.exitCode, result);
-    out.error("The report could not be written to stdout (closed or full); the sweep itself ran.");
-    return await notify(pickExitCode([result.exitCode, EXIT.io]), result);
+    if (!written)
+      out.error(
+        "The report could not be written to stdout (closed or full); the sweep itself ran.",
+      );
+    const filed = await fileReport(flags.reportFile, result.json, out);
+    const failed = written && filed ? [] : [EXIT.io];
+    return await notify(pickExitCode([result.exitCode, ...failed]), result);
   } finally {
     onBug = recordBug;
     lock?.release();
     for (const name of signals) process.off(name, onSignal);
+  }
+}
+
+/**
+ * `--report-file`: the JSON report written there too, atomically (a log driver splits a long
+ * stdout line at 16 KiB). False, with one error line, when it could not be written (exit 74).
+ */
+async function fileReport(path: unknown, json: () => string, out: Output): Promise<boolean> {
+  if (typeof path !== "string") return true;
+  try {
+    await writeFileAtomic(path, json());
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
+    out.error(
+      `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
+    );
+    return false;
   }
 }
 

@@ -208,4 +208,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "PUSHGATEWAY_URL",
     rule: RULES.httpUrl,
   },
+  {
+    flags: "--report-file <path>",
+    description: "also write the JSON report to this file, atomically (with or without --json)",
+    scope: "sweep",
+    rule: RULES.path,
+  },
 ];
