@@ -16,6 +16,8 @@ export const DEFAULTS = {
   lockRefreshMs: 5_000,
   /** A lock (or takeover guard) not refreshed for this long is stale and is taken over. */
   lockStaleMs: 30_000,
+  /** Each attempt of a Pushgateway push; one retry, so a stalled gateway costs the run ~7 s. */
+  pushTimeoutMs: 3_000,
 } as const;
 
 /** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */

@@ -23,8 +23,10 @@ export interface ProcessIo {
   jsonFlags: CliFlags | undefined;
   /** Writes to stdout; false when it could not be written. */
   write(text: string): Promise<boolean>;
-  /** The JSON report of a run that ended before any sweep started. */
+  /** Prints the JSON report of a run that ended before any sweep started. */
   early(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): Promise<void>;
+  /** That report's text, as `early` prints it (for --report-file). */
+  earlyJson(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): string;
   /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
   internal(error: unknown): Promise<ExitCode>;
   /** A warning (Node's process warnings): through the logger, else a human line. */
@@ -55,7 +57,10 @@ export function processIo(): ProcessIo {
     out: undefined,
     jsonFlags: undefined,
     write: (text) => put(process.stdout, text),
-    async early(exitCode, code, message, flags = {}) {
+    async early(exitCode, code, message, flags) {
+      await io.write(io.earlyJson(exitCode, code, message, flags));
+    },
+    earlyJson(exitCode, code, message, flags = {}) {
       const now = new Date();
       const report = buildReport({
         runId: io.runId,
@@ -67,7 +72,7 @@ export function processIo(): ProcessIo {
         error: { code, message },
         patients: [],
       });
-      await io.write(formatJson(report));
+      return formatJson(report);
     },
     async internal(error) {
       try {

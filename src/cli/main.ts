@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
+import { writeFileAtomic } from "./atomic-write.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type {
   CommandResult,
@@ -60,7 +61,10 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
  * The notifiers, each built only when its options are set. A new one is a module under
  * reporters/ or cli/ and one line here.
  */
-const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [];
+const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [
+  async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier,
+  async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier,
+];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
@@ -163,8 +167,15 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const said = out ?? openOutput(options);
     // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
     for (const line of error.message.split("\n")) said.ended(error.code, line);
-    if (json) await io.early(error.exitCode, error.code, error.message, flags);
-    if (notifiers.length === 0 && options) notifiers = await createNotifiers(options, said.warn);
+    const early = io.earlyJson(error.exitCode, error.code, error.message, flags);
+    if (json) await io.write(early);
+    // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
+    await fileReport(flags.reportFile, () => early, said);
+    const notifyOptions =
+      options ?? (notifiers.length === 0 ? resolveOptionsOnly(input) : undefined);
+    if (notifiers.length === 0 && notifyOptions) {
+      notifiers = await createNotifiers(notifyOptions, said.warn);
+    }
     return notify(error.exitCode, earlyResult(error));
   }
 
@@ -215,15 +226,38 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (result.error && !out.announced.has(result.error.code))
       out.ended(result.error.code, result.error.message);
     const written = await io.write(json ? result.json() : result.human());
-    if (written) return await notify(result.exitCode, result);
-    out.error("The report could not be written to stdout (closed or full); the sweep itself ran.", {
-      code: "io",
-    });
-    return await notify(pickExitCode([result.exitCode, EXIT.io]), result);
+    if (!written)
+      out.error(
+        "The report could not be written to stdout (closed or full); the sweep itself ran.",
+        {
+          code: "io",
+        },
+      );
+    const filed = await fileReport(flags.reportFile, result.json, out);
+    const failed = written && filed ? [] : [EXIT.io];
+    return await notify(pickExitCode([result.exitCode, ...failed]), result);
   } finally {
     onBug = recordBug;
     lock?.release();
     for (const name of signals) process.off(name, onSignal);
+  }
+}
+
+/**
+ * `--report-file`: the JSON report written there too, atomically (a log driver splits a long
+ * stdout line at 16 KiB). False, with one error line, when it could not be written (exit 74).
+ */
+async function fileReport(path: unknown, json: () => string, out: Output): Promise<boolean> {
+  if (typeof path !== "string") return true;
+  try {
+    await writeFileAtomic(path, json());
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
+    out.error(
+      `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
+    );
+    return false;
   }
 }
 

@@ -60,7 +60,24 @@ export const RULES = {
       error: `must be a number of seconds greater than 0, at most ${LIMITS.timerSeconds} (24.8 days)`,
     })
     .transform(Number),
+  /** A file path the run writes to: an empty one is a mistake, not "no file". */
+  path: z.string().refine((v) => v !== "", { error: "must be a file path, not empty" }),
+  /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
+  httpUrl: z.string().refine(isPlainHttpUrl, {
+    error: "must be an http:// or https:// URL without credentials, query or fragment",
+  }),
 } as const;
+
+/** http(s), parsable, with nothing the URL parser would quietly drop or we would log. */
+function isPlainHttpUrl(value: string): boolean {
+  if (/[\s\p{Cc}?#]/u.test(value)) return false;
+  const url = URL.parse(value);
+  return (
+    (url?.protocol === "http:" || url?.protocol === "https:") &&
+    url.username === "" &&
+    url.password === ""
+  );
+}
 
 /** Commander's parser for a rule: a refused value is a usage error naming the rule. */
 function byRule(rule: z.ZodType<number, string>): (value: string) => number {
@@ -183,5 +200,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     flags: "--lock <file>",
     description: "skip this run (exit 7) while another run holds the lock",
     scope: "sweep",
+  },
+  {
+    flags: "--metrics-file <path>",
+    description:
+      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector)",
+    scope: "sweep",
+    env: "METRICS_FILE",
+    rule: RULES.path,
+  },
+  {
+    flags: "--pushgateway <url>",
+    description: "after each sweep, push its metrics to this Prometheus Pushgateway",
+    scope: "sweep",
+    env: "PUSHGATEWAY_URL",
+    rule: RULES.httpUrl,
+  },
+  {
+    flags: "--report-file <path>",
+    description: "also write the JSON report to this file, atomically (with or without --json)",
+    scope: "sweep",
+    rule: RULES.path,
   },
 ];
