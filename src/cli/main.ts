@@ -60,7 +60,9 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
  * The notifiers, each built only when its options are set. A new one is a module under
  * reporters/ or cli/ and one line here.
  */
-const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [];
+const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [
+  async () => (await import("./notifiers/ping.ts")).pingNotifier,
+];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {

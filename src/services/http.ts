@@ -269,7 +269,7 @@ async function exchange(
  * (the password) to any host and turn a 303 or a POST's 301/302 into a GET. Refused redirects
  * resolve as the 3xx answer itself, which `send` turns into `redirect_refused`, never retried.
  */
-function sameOriginRedirect(origin: string) {
+export function sameOriginRedirect(origin: string) {
   return (response: PlainResponse): boolean => {
     const location = response.headers.location;
     if (location === undefined || redirectTarget(location, response.url)?.origin !== origin) {
