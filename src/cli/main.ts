@@ -64,6 +64,7 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
 const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [
   async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier,
   async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier,
+  async () => (await import("./notifiers/ping.ts")).pingNotifier,
 ];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */

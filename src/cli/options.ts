@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
+import { PING_URL_RULE } from "../reporters/ping.ts";
 
 /** The commands a flag belongs to: `global` flags work with every command, anywhere on the line. */
 export type OptionScope = "global" | "sweep";
@@ -221,5 +222,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: "also write the JSON report to this file, atomically (with or without --json)",
     scope: "sweep",
     rule: RULES.path,
+  },
+  {
+    flags: "--ping-url <url>",
+    description: "ping this healthchecks.io-style check URL when the sweep starts and ends",
+    scope: "sweep",
+    env: "PING_URL",
+    rule: PING_URL_RULE,
   },
 ];
