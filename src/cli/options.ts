@@ -184,4 +184,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: "skip this run (exit 7) while another run holds the lock",
     scope: "sweep",
   },
+  {
+    flags: "--state-dir <dir>",
+    description:
+      "keep the login's token and where to start the patient list here between runs (created 0700)",
+    scope: "sweep",
+    env: "STATE_DIRECTORY",
+  },
 ];
