@@ -50,8 +50,7 @@ export function openStateDir(path: string, warn: Warn): StateDir | undefined {
     mkdirSync(path, { recursive: true, mode: 0o700 });
     accessSync(path, constants.R_OK | constants.W_OK | constants.X_OK);
   } catch (error) {
-    const exists = statSync(path, { throwIfNoEntry: false });
-    const why = exists && !exists.isDirectory() ? "ENOTDIR" : errno(error);
+    const why = isOtherThanDirectory(path) ? "ENOTDIR" : errno(error);
     warn(
       `--state-dir ${path}: cannot use it as a directory (${why}): this run keeps nothing; check the path and its permissions.`,
     );
@@ -230,6 +229,15 @@ export function offsetStore(state: StateDir, server: string): OffsetStore {
       state.write(name, { version: 1, origin, offset } satisfies z.infer<typeof OffsetFile>);
     },
   };
+}
+
+/** Whether something that is not a directory is in the way (mkdir says only EEXIST). */
+function isOtherThanDirectory(path: string): boolean {
+  try {
+    return !statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function errno(error: unknown): string {
