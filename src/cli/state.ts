@@ -13,11 +13,9 @@ import {
   accessSync,
   closeSync,
   constants,
-  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
-  readSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -25,6 +23,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { readBounded } from "./read-file.ts";
 
 /** A state file holds a few values; the incremental sweeps' fingerprints will pass their own. */
 const MAX_BYTES = 64 * 1024;
@@ -90,50 +89,34 @@ export function openStateDir(path: string, warn: Warn): StateDir | undefined {
 }
 
 /**
- * A state file's text, read through one descriptor so that every check is about the file read.
- * Symlinks are not followed (O_NOFOLLOW) and a FIFO cannot block (O_NONBLOCK).
+ * A state file's text when it can be trusted: a regular file of this user's, closed to group and
+ * others, within the bound, not a symlink; all checked on the descriptor that is read.
  */
 function readOwnFile(file: string, maxBytes: number, warn: Warn): string | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const stat = fstatSync(fd);
-    const mode = (stat.mode & 0o777).toString(8).padStart(4, "0");
-    const refused = !stat.isFile()
-      ? "is not a regular file"
-      : stat.uid !== process.getuid?.()
-        ? "belongs to another user"
-        : (stat.mode & OPEN_TO_OTHERS) !== 0
-          ? `is open to group or others (mode ${mode}; state files are 0600)`
-          : stat.size > maxBytes
-            ? `is larger than ${maxBytes} bytes`
-            : undefined;
-    if (refused) {
-      warn(`State file ${file} ${refused}: ignored.`);
-      return undefined;
-    }
-    // One byte more than allowed: a file that grew since fstat is caught.
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-    }
-    if (length > maxBytes) {
-      warn(`State file ${file} is larger than ${maxBytes} bytes: ignored.`);
-      return undefined;
-    }
-    return buffer.toString("utf8", 0, length);
-  } catch (error) {
-    const code = errno(error);
-    if (code === "ENOENT") return undefined; // the first run, or a run that kept nothing
-    const why = code === "ELOOP" ? "is a symbolic link" : `cannot be read (${code})`;
-    warn(`State file ${file} ${why}: ignored.`);
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const read = readBounded(file, maxBytes, {
+    noFollow: true,
+    check: (stats) => {
+      if (stats.uid !== process.getuid?.()) return "belongs to another user";
+      if ((stats.mode & OPEN_TO_OTHERS) === 0) return undefined;
+      const mode = (stats.mode & 0o777).toString(8).padStart(4, "0");
+      return `is open to group or others (mode ${mode}; state files are 0600)`;
+    },
+  });
+  if (typeof read === "string") return read;
+  const { problem } = read;
+  if (problem === "ENOENT") return undefined; // the first run, or a run that kept nothing
+  const why =
+    problem === "ELOOP"
+      ? "is a symbolic link"
+      : problem === "not_regular"
+        ? "is not a regular file"
+        : problem === "too_large"
+          ? `is larger than ${maxBytes} bytes`
+          : /^E[A-Z]+$/.test(problem)
+            ? `cannot be read (${problem})`
+            : problem;
+  warn(`State file ${file} ${why}: ignored.`);
+  return undefined;
 }
 
 /** A fresh 0600 file in the same directory, synced, then renamed over the old one. */
