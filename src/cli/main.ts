@@ -219,6 +219,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
           out.event(event);
           for (const n of notifiers) n.event?.(event);
         },
+        warn: out.warn,
       }),
       bugged,
     ]);

@@ -230,4 +230,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "PING_URL",
     rule: PING_URL_RULE,
   },
+  {
+    flags: "--state-dir <dir>",
+    description:
+      "keep the login's token and where to start the patient list here between runs (created 0700)",
+    scope: "sweep",
+    env: "STATE_DIRECTORY",
+  },
 ];

@@ -3,25 +3,49 @@
  * trusting them: a FIFO, a device or a huge file is a problem to report, never a hang or a
  * memory blow-up.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  type Stats,
+  statSync,
+} from "node:fs";
 
 /** Why a file could not be read: not a regular file, over the limit, or an errno code. */
 export type FileProblem = "not_regular" | "too_large" | string;
 
+export interface ReadBoundedOptions {
+  /** Refuse a symlink (`ELOOP`) instead of following it: for files the tool wrote itself. */
+  noFollow?: boolean | undefined;
+  /** A further check of the opened file: why it is refused, else undefined. */
+  check?: ((stats: Stats) => FileProblem | undefined) | undefined;
+}
+
 /**
  * A small regular file's text, or why not. Checked before it is opened (a FIFO would block the
  * open, /dev/zero never ends), opened non-blocking in case it was swapped since, checked again,
- * and never read past the limit. Symlinks are followed: Kubernetes mounts Secrets as symlinks.
+ * and never read past the limit. Symlinks are followed unless `noFollow`: Kubernetes mounts
+ * Secrets as symlinks.
  */
-export function readBounded(path: string, maxBytes: number): string | { problem: FileProblem } {
+export function readBounded(
+  path: string,
+  maxBytes: number,
+  options: ReadBoundedOptions = {},
+): string | { problem: FileProblem } {
   const bad = (stats: Stats): FileProblem | undefined =>
     !stats.isFile() ? "not_regular" : stats.size > maxBytes ? "too_large" : undefined;
   let fd: number | undefined;
   try {
-    const before = bad(statSync(path));
+    const stat = options.noFollow ? lstatSync(path) : statSync(path);
+    const before = options.noFollow && stat.isSymbolicLink() ? "ELOOP" : bad(stat);
     if (before) return { problem: before };
-    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-    const after = bad(fstatSync(fd));
+    const noFollow = options.noFollow ? constants.O_NOFOLLOW : 0;
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | noFollow);
+    const opened = fstatSync(fd);
+    const after = bad(opened) ?? options.check?.(opened);
     if (after) return { problem: after };
     // One byte more than allowed: a file that grew since the check is caught here.
     const buffer = Buffer.alloc(maxBytes + 1);

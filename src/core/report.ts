@@ -43,6 +43,8 @@ export interface Report {
   durationMs: number;
   dryRun: boolean;
   concurrency: number;
+  /** Index in pid order at which the selected patients started (see SweepConfig.offset). */
+  offset: number;
   exitCode: ExitCode;
   error: { code: string; message: string } | null;
   counts: Counts;
@@ -56,6 +58,8 @@ export interface ReportInput {
   finishedAt: Date;
   dryRun: boolean;
   concurrency: number;
+  /** Where the selected list started; 0 when it was not rotated or never fetched. */
+  offset?: number | undefined;
   exitCode: ExitCode;
   error: { code: string; message: string } | null;
   patients: PatientResult[];
@@ -73,6 +77,7 @@ export function buildReport(input: ReportInput): Report {
     durationMs: input.finishedAt.getTime() - input.startedAt.getTime(),
     dryRun: input.dryRun,
     concurrency: input.concurrency,
+    offset: input.offset ?? 0,
     exitCode: input.exitCode,
     error: input.error,
     counts,
