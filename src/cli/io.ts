@@ -4,7 +4,7 @@
  */
 import { buildReport } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
-import { EXIT, type ExitCode } from "../errors.ts";
+import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
 import { formatJson } from "../reporters/report.ts";
 import type { CliFlags } from "./program.ts";
@@ -24,9 +24,9 @@ export interface ProcessIo {
   /** Writes to stdout; false when it could not be written. */
   write(text: string): Promise<boolean>;
   /** Prints the JSON report of a run that ended before any sweep started. */
-  early(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): Promise<void>;
+  early(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): Promise<void>;
   /** That report's text, as `early` prints it (for --report-file). */
-  earlyJson(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): string;
+  earlyJson(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): string;
   /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
   internal(error: unknown): Promise<ExitCode>;
   /** A warning (Node's process warnings): through the logger, else a human line. */

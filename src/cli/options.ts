@@ -37,6 +37,32 @@ function wholeNumber(min: number, max: number, rule: string) {
     .transform(Number);
 }
 
+/** Milliseconds in each duration unit. */
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+type DurationUnit = keyof typeof UNIT_MS;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+
+/**
+ * A duration: a number with a unit (`500ms`, `10s`, `4m`, `1h`), or a bare number in `unit` as
+ * before units existed. The value comes out in `unit`, greater than 0 and at most `max`;
+ * milliseconds must come out whole (no timer is finer).
+ */
+function duration(unit: "ms" | "s", max: number, rule: string) {
+  return z.string().transform((v, ctx) => {
+    const match = DURATION.exec(v);
+    const given = (match?.[2] ?? unit) as DurationUnit;
+    // Rounded to the microsecond: 1.1 * 1000 is 1100.0000000000002 in floating point.
+    const ms = match ? Math.round(Number(match[1]) * UNIT_MS[given] * 1_000) / 1_000 : Number.NaN;
+    const value = ms / UNIT_MS[unit];
+    if (value > 0 && value <= max && (unit !== "ms" || Number.isInteger(value))) return value;
+    ctx.addIssue({ code: "custom", message: rule });
+    return z.NEVER;
+  });
+}
+
+/** How a duration rule's message ends: what a bare number means, and the units. */
+const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms, 10s, 4m, 1h`;
+
 /**
  * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
  * config to the environment variable behind it (exit 3). Durations stop at Node's timer limit,
@@ -48,19 +74,18 @@ export const RULES = {
     LIMITS.concurrency,
     `must be a positive integer, at most ${LIMITS.concurrency}`,
   ),
-  milliseconds: wholeNumber(
-    1,
+  milliseconds: duration(
+    "ms",
     LIMITS.timerMs,
-    `must be a positive integer of milliseconds, at most ${LIMITS.timerMs}`,
+    `must be a duration of whole milliseconds greater than 0, at most ${LIMITS.timerMs}ms (24.8 days); ${units("milliseconds")}`,
   ),
   positive: wholeNumber(1, Number.MAX_SAFE_INTEGER, "must be a positive integer"),
   nonNegative: wholeNumber(0, Number.MAX_SAFE_INTEGER, "must be a whole number, 0 or more"),
-  seconds: z
-    .string()
-    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.timerSeconds, {
-      error: `must be a number of seconds greater than 0, at most ${LIMITS.timerSeconds} (24.8 days)`,
-    })
-    .transform(Number),
+  seconds: duration(
+    "s",
+    LIMITS.timerSeconds,
+    `must be a duration greater than 0, at most ${LIMITS.timerSeconds}s (24.8 days); ${units("seconds")}`,
+  ),
   /** A file path the run writes to: an empty one is a mistake, not "no file". */
   path: z.string().refine((v) => v !== "", { error: "must be a file path, not empty" }),
   /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
@@ -156,9 +181,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "global",
   },
   {
-    flags: "--request-timeout <ms>",
-    description: "timeout of each request attempt",
+    flags: "--request-timeout <duration>",
+    description:
+      "timeout of each request attempt (a bare number is milliseconds; or 500ms, 10s, 4m)",
     scope: "global",
+    env: "REQUEST_TIMEOUT",
     rule: RULES.milliseconds,
     default: DEFAULTS.requestTimeoutMs,
   },
@@ -184,16 +211,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     rule: RULES.positive,
   },
   {
-    flags: "--deadline <seconds>",
+    flags: "--deadline <duration>",
     description:
-      "start nothing after this many seconds; in-flight work gets --grace, then is aborted",
+      "start nothing after this long (a bare number is seconds; or 500ms, 10s, 4m); in-flight work gets --grace, then is aborted",
     scope: "sweep",
+    env: "DEADLINE",
     rule: RULES.seconds,
   },
   {
-    flags: "--grace <seconds>",
-    description: "after a signal or the deadline, time for in-flight patients to finish",
+    flags: "--grace <duration>",
+    description:
+      "after a signal or the deadline, time for in-flight patients to finish (a bare number is seconds; or 500ms, 10s, 4m)",
     scope: "sweep",
+    env: "GRACE",
     rule: RULES.seconds,
     default: DEFAULTS.graceSeconds,
   },

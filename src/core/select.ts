@@ -6,7 +6,7 @@
 import { LIMITS } from "../defaults.ts";
 import { UpstreamError } from "../errors.ts";
 import { describeIssues, Patient, PatientPid } from "../services/schemas.ts";
-import type { PatientResult } from "./report.ts";
+import type { PatientResult, Reason } from "./report.ts";
 
 export interface Selection {
   selected: Patient[];
@@ -78,6 +78,6 @@ function checkAll(list: unknown[]): Checked[] {
   return checked;
 }
 
-function failed(pid: number | null, reason: string, detail: string): PatientResult {
+function failed(pid: number | null, reason: Reason, detail: string): PatientResult {
   return { pid, outcome: "failed", from: null, to: null, stage: "select", reason, detail };
 }
