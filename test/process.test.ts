@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -208,4 +208,17 @@ test("under a heap cap without a young-generation bound, the bin re-executes its
     env: { NODE_OPTIONS: `--max-old-space-size=128 --max-semi-space-size=4 --import=${probe}` },
   });
   assert.equal(bounded.stderr.match(/^heap-probe/gm)?.length, 1, "a bound given is kept as is");
+});
+
+test("a bug mid-sweep still reaches the metrics file: exit_code 70, last success not moved", async (t) => {
+  const { env } = await startServices(t);
+  const metrics = join(tempDir(t, "bug-metrics"), "ml.prom");
+  const res = await run(["--metrics-file", metrics], {
+    env: { ...env, BUG_AFTER_PARSES: "7", BUG_MODE: "uncaught" },
+    nodeArgs: ["--import", BUG],
+  });
+  assert.equal(res.code, 70, res.stderr);
+  const text = readFileSync(metrics, "utf8");
+  assert.match(text, /^ml_scheduler_exit_code 70$/m);
+  assert.match(text, /^ml_scheduler_last_success_timestamp_seconds 0$/m);
 });

@@ -238,6 +238,10 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const filed = await fileReport(flags.reportFile, result.json, out);
     const failed = written && filed ? [] : [EXIT.io];
     return await notify(pickExitCode([result.exitCode, ...failed]), result);
+  } catch (error) {
+    // A bug (exit 70): said once, and the metrics and the ping still hear how the run ended.
+    const code = await io.internal(error);
+    return await notify(code, earlyResult(new SchedulerError("internal", "Internal error.")));
   } finally {
     onBug = recordBug;
     lock?.release();
