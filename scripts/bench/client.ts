@@ -19,7 +19,27 @@ const agents = new Map([
   [ml.origin, new Agent({ keepAlive: true, maxSockets: concurrency })],
 ]);
 
-function call(
+/** A kept-alive socket the server closed as it was reused: every request here is safe to repeat. */
+const RETRIES = 2;
+
+async function call(
+  base: URL,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await once(base, method, path, headers, body);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (attempt >= RETRIES || (code !== "ECONNRESET" && code !== "EPIPE")) throw error;
+    }
+  }
+}
+
+function once(
   base: URL,
   method: string,
   path: string,
