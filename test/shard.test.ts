@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { runSweep } from "../src/index.ts";
+import { lastSuccessIn } from "../src/reporters/metrics.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -192,6 +193,11 @@ test("metrics: a shard label on every sample of the file, /shard/<i> in the push
     ["/metrics/job/ml_scheduler/shard/2"],
   );
   assert.ok(gateway.groups.has("job/ml_scheduler/shard/2"));
+});
+
+test("a shard's failed run carries its last success forward from its labelled file", () => {
+  const line = 'ml_scheduler_last_success_timestamp_seconds{shard="2"} 1767225600';
+  assert.equal(lastSuccessIn(`# TYPE x gauge\n${line}\n`), 1767225600);
 });
 
 test("--ping-url: {shard} is replaced by the index, so each index pings its own check", async (t) => {
