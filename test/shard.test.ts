@@ -124,7 +124,7 @@ test("the bin: --shard i/n and --shards n with JOB_COMPLETION_INDEX each partiti
 test("conflicting or incomplete shard settings: exit 2 for both flags, exit 3 from the environment", async (t) => {
   const { backend, env } = await startServices(t);
   const cases: Array<[string[], Record<string, string>, number, RegExp]> = [
-    [["--shard", "0/2", "--shards", "2"], {}, 2, /--shard and --shards are both given/],
+    [["--shards", "2", "--shard", "0/2"], {}, 2, /--shard <i\/n>' cannot be used with .*--shards/],
     [["--shard", "0/2"], { SHARDS: "2" }, 3, /--shard and SHARDS \(in the environment\)/],
     [[], { SHARD: "0/2", SHARDS: "2" }, 3, /SHARD \(in the environment\) and SHARDS/],
     [["--shards", "3"], {}, 3, /JOB_COMPLETION_INDEX is not set/],

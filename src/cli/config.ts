@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
-import { ConfigError, UsageError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTIONS, optionKey } from "./options.ts";
 import { type FileProblem, readBounded } from "./read-file.ts";
@@ -100,10 +100,6 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
     for (const issue of servers.error.issues)
       problems.push(`${issue.path.join(".")} ${issue.message}`);
   }
-  // Both flags on the command line is a mistake in the command itself (exit 2), said before all else.
-  if (flags.shard !== undefined && flags.shards !== undefined) {
-    throw new UsageError("--shard and --shards are both given: keep one.");
-  }
   const options = resolveOptions(flags, lookup, problems);
   resolveShard(flags, options, lookup, problems);
   const credentials = resolveCredentials(lookup, cwd, problems);
@@ -183,8 +179,8 @@ function resolveOptions(
 
 /**
  * Sets `options.shard` to the run's shard: `--shard`/SHARD as given, or `--shards`/SHARDS with the
- * index from JOB_COMPLETION_INDEX (Kubernetes sets it in an Indexed Job). Both given, with one
- * from the environment, or an index missing or out of range, is a problem (exit 3); the shard is
+ * index from JOB_COMPLETION_INDEX (Kubernetes sets it in an Indexed Job). Both given, one from
+ * the environment (two flags are commander's usage error), or an index missing or out of range, is a problem (exit 3); the shard is
  * then left unset.
  */
 function resolveShard(

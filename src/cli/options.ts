@@ -27,6 +27,8 @@ export interface OptionSpec {
   parse?: (value: string, previous: unknown) => unknown;
   /** Applied by config after the flag and the environment. */
   default?: unknown;
+  /** The key (see optionKey) of a flag it cannot be given with: a usage error (exit 2). */
+  conflicts?: string;
 }
 
 /** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
@@ -166,6 +168,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "sweep",
     env: "SHARD",
     rule: RULES.shard,
+    conflicts: "shards",
   },
   {
     flags: "--shards <n>",
