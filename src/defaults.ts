@@ -32,4 +32,6 @@ export const LIMITS = {
   envFileBytes: 1024 * 1024,
   /** More invalid patient records than this (or than half the list) is a contract break. */
   invalidRecords: 1_000,
+  /** Shards of one sweep (`--shard i/n`, `--shards n`): each is a pod logging in to the backend. */
+  shards: 1_024,
 } as const;

@@ -121,7 +121,11 @@ interface PodSpec {
   }>;
 }
 interface JobSpec {
-  backoffLimit: number;
+  backoffLimit?: number;
+  completionMode?: string;
+  completions?: number;
+  parallelism?: number;
+  backoffLimitPerIndex?: number;
   activeDeadlineSeconds: number;
   ttlSecondsAfterFinished: number;
   podFailurePolicy: {
@@ -135,6 +139,7 @@ interface JobSpec {
 }
 interface CronJob {
   kind: "CronJob";
+  metadata: { name: string };
   spec: {
     schedule: string;
     timeZone: string;
@@ -146,14 +151,22 @@ interface CronJob {
   };
 }
 
-/** The CronJob of kubernetes.example.yaml, parsed as YAML 1.1 as Kubernetes does (0440 is octal). */
-function cronJob(): { job: CronJob; container: Container; pod: PodSpec } {
+/**
+ * A CronJob of kubernetes.example.yaml, parsed as YAML 1.1 as Kubernetes does (0440 is octal): the
+ * plain one (the first document), or the sharded one (the second, whose Jobs are Indexed Jobs).
+ */
+function cronJob(variant: "plain" | "sharded" = "plain"): {
+  job: CronJob;
+  container: Container;
+  pod: PodSpec;
+} {
   const docs = parseAllDocuments(read("kubernetes.example.yaml"), { version: "1.1" });
   assert.ok(Array.isArray(docs), "a YAML stream");
   for (const doc of docs) assert.deepEqual(doc.errors, [], "valid YAML");
   const jobs = docs.map((d) => d.toJS() as { kind?: string }).filter((o) => o?.kind === "CronJob");
-  assert.equal(jobs.length, 1, "one CronJob");
-  const job = jobs[0] as CronJob;
+  assert.equal(jobs.length, 2, "two CronJobs: the plain one, then the sharded one");
+  const job = jobs[variant === "plain" ? 0 : 1] as CronJob;
+  assert.equal(job.metadata.name, variant === "plain" ? "ml-scheduler" : "ml-scheduler-sharded");
   const pod = job.spec.jobTemplate.spec.template.spec;
   assert.equal(pod.containers.length, 1);
   return { job, pod, container: pod.containers[0] as Container };
@@ -221,6 +234,43 @@ test("kubernetes.example.yaml: a CronJob that never overlaps, never retries a sw
     "a push or a ping carries the exit code",
   );
   assert.doesNotMatch(container.image, /:latest$|^[^:]+$/, "a pinned image tag");
+});
+
+test("kubernetes.example.yaml: the sharded variant is an Indexed Job, one retry per index, the same pod", () => {
+  const plain = cronJob("plain");
+  const { job, pod, container } = cronJob("sharded");
+  const spec = job.spec.jobTemplate.spec;
+  assert.equal(spec.completionMode, "Indexed");
+  const shards = numberAfter(container.args, "--shards");
+  assert.equal(spec.completions, shards, "one index per shard");
+  assert.equal(spec.parallelism, shards, "all shards at once, each with the whole time budget");
+  assert.ok((spec.backoffLimitPerIndex ?? -1) >= 1, "a failed index is retried on its own");
+  assert.equal(spec.backoffLimit, undefined, "per index, not per Job");
+  assert.ok(!container.args.includes("--shard"), "the index comes from JOB_COMPLETION_INDEX");
+  const [failIndex, ignore] = spec.podFailurePolicy.rules;
+  assert.equal(failIndex?.action, "FailIndex");
+  assert.equal(failIndex?.onExitCodes?.operator, "In");
+  assert.equal(failIndex?.onExitCodes?.containerName, container.name);
+  assert.deepEqual(
+    failIndex?.onExitCodes?.values.toSorted((a, b) => a - b),
+    [2, 3, 4, 70],
+  );
+  assert.equal(ignore?.action, "Ignore");
+  assert.match(read("kubernetes.example.yaml"), /n logins, each about 0\.27 s of bcrypt/);
+  assert.match(read("kubernetes.example.yaml"), /n copies of the whole patient list/);
+
+  // Otherwise the plain CronJob's: schedule, time budget, pod; only --shards added.
+  const { jobTemplate: plainTemplate, ...plainRest } = plain.job.spec;
+  const { jobTemplate, ...rest } = job.spec;
+  assert.deepEqual(rest, plainRest);
+  assert.equal(spec.activeDeadlineSeconds, plainTemplate.spec.activeDeadlineSeconds);
+  assert.equal(spec.ttlSecondsAfterFinished, plainTemplate.spec.ttlSecondsAfterFinished);
+  assert.deepEqual({ ...pod, containers: [] }, { ...plain.pod, containers: [] });
+  const without = container.args.filter(
+    (_, i) =>
+      i !== container.args.indexOf("--shards") && i !== container.args.indexOf("--shards") + 1,
+  );
+  assert.deepEqual({ ...container, args: without }, plain.container);
 });
 
 test("kubernetes.example.yaml: a non-root, read-only, unprivileged pod in 256 MiB, credentials as Secret files", () => {
@@ -643,10 +693,16 @@ test("ml-scheduler.timer: every 5 minutes, persistent, a small random delay that
 
 test("every flag and environment variable the examples pass exists in the CLI and obeys its rule", () => {
   const { container } = cronJob();
+  const sharded = cronJob("sharded").container;
   const service = unitFile("ml-scheduler.service");
   const examples: Array<{ name: string; args: string[]; env: Record<string, string | undefined> }> =
     [
       { name: "kubernetes.example.yaml", args: container.args, env: containerEnv(container) },
+      {
+        name: "kubernetes.example.yaml (sharded)",
+        args: sharded.args,
+        env: containerEnv(sharded),
+      },
       ...(["crontab.example", "cron.d.example"] as const).map((name) => ({
         name,
         args: crontab(name, name === "cron.d.example").entries[0]?.argv.slice(1) ?? [],

@@ -116,6 +116,7 @@ test("the validator and the schema refuse what a report must not hold", () => {
     dryRun: false,
     concurrency: 4,
     offset: 0,
+    shard: null,
     exitCode: 1,
     error: null,
     counts: {

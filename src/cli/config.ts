@@ -13,6 +13,7 @@ import { type FileProblem, readBounded } from "./read-file.ts";
 
 export { DEFAULTS };
 
+import type { Shard } from "../core/select.ts";
 import type { SweepConfig } from "../core/sweep.ts";
 
 /** Flags as commander parsed them (see OPTIONS); those that feed the sweep are typed here. */
@@ -20,6 +21,9 @@ export interface ConfigFlags {
   [key: string]: unknown;
   envFile?: string | undefined;
   patient?: number[] | undefined;
+  /** `--shard i/n`, parsed; after resolution, the run's shard however it was given. */
+  shard?: Shard | undefined;
+  shards?: number | undefined;
   dryRun?: boolean | undefined;
   concurrency?: number | undefined;
   requestTimeout?: number | undefined;
@@ -69,7 +73,10 @@ const ServersSchema = z.object({
 /** A run's settings: the sweep's configuration and every option's final value, by its key. */
 export interface RunSettings {
   config: SweepConfig;
-  /** Each option of OPTIONS: the flag, else its variable, else its default (see optionKey). */
+  /**
+   * Each option of OPTIONS: the flag, else its variable, else its default (see optionKey). `shard`
+   * is the run's shard however it was given (`--shard`, or `--shards` with JOB_COMPLETION_INDEX).
+   */
   options: Record<string, unknown>;
 }
 
@@ -94,6 +101,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       problems.push(`${issue.path.join(".")} ${issue.message}`);
   }
   const options = resolveOptions(flags, lookup, problems);
+  resolveShard(flags, options, lookup, problems);
   const credentials = resolveCredentials(lookup, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = servers.data as z.infer<typeof ServersSchema>;
@@ -108,6 +116,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       concurrency: o.concurrency ?? DEFAULTS.concurrency,
       dryRun: o.dryRun ?? false,
       patients: o.patient,
+      shard: o.shard,
       requestTimeoutMs: o.requestTimeout ?? DEFAULTS.requestTimeoutMs,
       retries: o.retries ?? DEFAULTS.retries,
       retryDelayMs: DEFAULTS.retryDelayMs,
@@ -135,6 +144,8 @@ export function resolveOptionsOnly({
     const lookup = (name: string) => nonEmpty(env[name]) ?? nonEmpty(file[name]);
     const problems: string[] = [];
     const options = resolveOptions(flags, lookup, problems);
+    // A shard that cannot be resolved is left out: the notifiers still hear of the run.
+    resolveShard(flags, options, lookup, []);
     return problems.length === 0 ? options : undefined;
   } catch {
     return undefined;
@@ -164,6 +175,42 @@ function resolveOptions(
     values[key] = value ?? spec.default;
   }
   return values;
+}
+
+/**
+ * Sets `options.shard` to the run's shard: `--shard`/SHARD as given, or `--shards`/SHARDS with the
+ * index from JOB_COMPLETION_INDEX (Kubernetes sets it in an Indexed Job). Both given, one from
+ * the environment (two flags are commander's usage error), or an index missing or out of range, is a problem (exit 3); the shard is
+ * then left unset.
+ */
+function resolveShard(
+  flags: ConfigFlags,
+  options: Record<string, unknown>,
+  lookup: Lookup,
+  problems: string[],
+): void {
+  const count = options.shards as number | undefined;
+  if (count === undefined) return;
+  if (options.shard !== undefined) {
+    const name = (flag: string, env: string) =>
+      flags[flag] === undefined ? `${env} (in the environment)` : `--${flag}`;
+    problems.push(
+      `${name("shard", "SHARD")} and ${name("shards", "SHARDS")} are both set: keep one.`,
+    );
+    options.shard = undefined;
+    return;
+  }
+  const raw = lookup("JOB_COMPLETION_INDEX");
+  const range = `a whole number from 0 to ${count - 1}`;
+  if (raw === undefined) {
+    problems.push(
+      `JOB_COMPLETION_INDEX is not set, and --shards (SHARDS) takes this run's index from it: run in a Kubernetes Indexed Job, set it to ${range}, or use --shard i/n.`,
+    );
+  } else if (!/^\d+$/.test(raw) || Number(raw) >= count) {
+    problems.push(`JOB_COMPLETION_INDEX must be ${range} for --shards ${count}.`);
+  } else {
+    options.shard = { index: Number(raw), count } satisfies Shard;
+  }
 }
 
 function workingDirectory(cwd: ConfigInput["cwd"]): string {

@@ -127,7 +127,8 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const openOutput = (options: Record<string, unknown> | undefined): Output => {
     const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
     const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr };
-    io.out = format === "json" ? createJsonLog({ ...shape, runId }) : createOutput(shape);
+    const shard = options?.shard as { index: number; count: number } | undefined;
+    io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
     return io.out;
   };
 

@@ -27,6 +27,8 @@ export interface OptionSpec {
   parse?: (value: string, previous: unknown) => unknown;
   /** Applied by config after the flag and the environment. */
   default?: unknown;
+  /** The key (see optionKey) of a flag it cannot be given with: a usage error (exit 2). */
+  conflicts?: string;
 }
 
 /** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
@@ -88,6 +90,18 @@ export const RULES = {
   ),
   /** A file path the run writes to: an empty one is a mistake, not "no file". */
   path: z.string().refine((v) => v !== "", { error: "must be a file path, not empty" }),
+  /** `--shard i/n`: this run's part of the list, as `{index, count}`. */
+  shard: z.string().transform((v, ctx) => {
+    const match = /^(\d+)\/(\d+)$/.exec(v);
+    const [index, count] = match ? [Number(match[1]), Number(match[2])] : [Number.NaN, 0];
+    if (count >= 1 && count <= LIMITS.shards && index < count) return { index, count };
+    ctx.addIssue({
+      code: "custom",
+      message: `must be i/n with 0 <= i < n <= ${LIMITS.shards}, e.g. 0/4 for the first of four shards`,
+    });
+    return z.NEVER;
+  }),
+  shards: wholeNumber(1, LIMITS.shards, `must be a whole number from 1 to ${LIMITS.shards}`),
   /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
   httpUrl: z.string().refine(isPlainHttpUrl, {
     error: "must be an http:// or https:// URL without credentials, query or fragment",
@@ -106,7 +120,7 @@ function isPlainHttpUrl(value: string): boolean {
 }
 
 /** Commander's parser for a rule: a refused value is a usage error naming the rule. */
-function byRule(rule: z.ZodType<number, string>): (value: string) => number {
+function byRule(rule: z.ZodType<unknown, string>): (value: string) => unknown {
   return (value) => {
     const parsed = rule.safeParse(value);
     if (!parsed.success) throw new InvalidArgumentError(`It ${parsed.error.issues[0]?.message}.`);
@@ -137,7 +151,7 @@ export function commanderParser(
   spec: OptionSpec,
 ): ((value: string, previous: unknown) => unknown) | undefined {
   const { rule } = spec;
-  return spec.parse ?? (rule && byRule(rule as z.ZodType<number, string>));
+  return spec.parse ?? (rule && byRule(rule));
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -146,6 +160,22 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: "only these patients; repeatable or comma-separated",
     scope: "sweep",
     parse: pidList,
+  },
+  {
+    flags: "--shard <i/n>",
+    description:
+      "only the patients whose pid mod n is i (0 <= i < n); records without a pid go to shard 0",
+    scope: "sweep",
+    env: "SHARD",
+    rule: RULES.shard,
+    conflicts: "shards",
+  },
+  {
+    flags: "--shards <n>",
+    description: "like --shard, with i from JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job)",
+    scope: "sweep",
+    env: "SHARDS",
+    rule: RULES.shards,
   },
   { flags: "--dry-run", description: "fetch and predict, but write nothing", scope: "sweep" },
   {

@@ -35,6 +35,7 @@ function toOption(spec: OptionSpec): Option {
   const option = new Option(spec.flags, spec.description);
   const parse = commanderParser(spec);
   if (parse) option.argParser(parse);
+  if (spec.conflicts) option.conflicts(spec.conflicts);
   // Defaults are applied by config (after the environment), so commander only shows them.
   const notes = [
     spec.default !== undefined && `default: ${String(spec.default)}`,

@@ -109,6 +109,16 @@ export const Report = z
       description:
         "Index in pid order at which the selected patients started (a rotating offset kept with --state-dir, else random); 0 when not rotated.",
     }),
+    shard: z
+      .strictObject({
+        index: z.number().int().nonnegative(),
+        count: z.number().int().positive(),
+      })
+      .nullable()
+      .meta({
+        description:
+          "The part of the patient list this run handled (pid mod count == index; records without a pid in shard 0); null when not sharded.",
+      }),
     exitCode: z.literal(EXIT_CODES.map((e) => e.code)),
     error: ReportError,
     counts: Counts,
@@ -130,6 +140,8 @@ export interface ReportInput {
   concurrency: number;
   /** Where the selected list started; 0 when it was not rotated or never fetched. */
   offset?: number | undefined;
+  /** This run's shard; undefined or null when not sharded. */
+  shard?: Report["shard"] | undefined;
   exitCode: Report["exitCode"];
   error: Report["error"];
   patients: PatientResult[];
@@ -148,6 +160,7 @@ export function buildReport(input: ReportInput): Report {
     dryRun: input.dryRun,
     concurrency: input.concurrency,
     offset: input.offset ?? 0,
+    shard: input.shard ? { index: input.shard.index, count: input.shard.count } : null,
     exitCode: input.exitCode,
     error: input.error,
     counts,

@@ -12,7 +12,7 @@ import type { Patient } from "../services/schemas.ts";
 import type { SweepEvent } from "./events.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
-import { type Selection, selectPatients } from "./select.ts";
+import { type Selection, type Shard, selectPatients } from "./select.ts";
 import { createStops, createThresholds, type Stops } from "./stops.ts";
 
 /** Rounds of `concurrency` patients handed to p-limit at once. */
@@ -29,6 +29,8 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
   dryRun: boolean;
   /** Only these pids; undefined means every patient. */
   patients?: number[] | undefined;
+  /** Only the pids of this shard (with `patients`: those of both); undefined means no sharding. */
+  shard?: Shard | undefined;
   /** Stop starting patients after this many in a row failed because a service is down. */
   breaker: number;
   /** Stop starting patients after this many failed of any kind. */
@@ -170,6 +172,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     dryRun: config.dryRun,
     concurrency: config.concurrency,
     offset,
+    shard: config.shard,
     exitCode,
     error: ended ? { code: ended.code, message: ended.message } : null,
     patients: results,
@@ -209,7 +212,7 @@ async function prepare(
   unlessStopped();
   const list = await backend.fetchAllPatients().catch(upstream("Fetching the patient list"));
   unlessStopped();
-  return selectPatients(list, config.patients);
+  return selectPatients(list, config.patients, config.shard);
 }
 
 /**

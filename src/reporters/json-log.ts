@@ -12,6 +12,8 @@ export interface JsonLogOptions {
   stream: NodeJS.WritableStream;
   /** The run's id, in every line. */
   runId: string;
+  /** The run's shard, in every line when set: the shards of one sweep log side by side. */
+  shard?: { index: number; count: number } | undefined;
 }
 
 /** How far each level is from the quietest setting, which says errors only. */
@@ -21,11 +23,19 @@ const RANK: Readonly<Record<Level, number>> = { error: 0, warn: 1, info: 2, debu
  * The JSON implementation of Output. Written by hand rather than as a consola reporter: consola
  * merges identical consecutive lines ("repeated 5 times"), and two requests can be identical.
  */
-export function createJsonLog({ verbose, quiet, stream, runId }: JsonLogOptions): Output {
+export function createJsonLog({ verbose, quiet, stream, runId, shard }: JsonLogOptions): Output {
+  const sharded = shard ? { shard: { index: shard.index, count: shard.count } } : {};
   const most = quiet ? RANK.error : verbose ? RANK.debug : RANK.info;
   const log = (level: Level, msg: string, fields: LogFields = {}) => {
     if (RANK[level] > most) return;
-    const line = { time: new Date().toISOString(), level, msg, run_id: runId, ...fields };
+    const line = {
+      time: new Date().toISOString(),
+      level,
+      msg,
+      run_id: runId,
+      ...sharded,
+      ...fields,
+    };
     try {
       stream.write(`${JSON.stringify(line)}\n`);
     } catch {

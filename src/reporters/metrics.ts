@@ -44,6 +44,12 @@ export function succeeded(exitCode: number): boolean {
   return exitCode === 0 || exitCode === 1;
 }
 
+/** The `shard` label of a sharded run (its index), for the textfile and the grouping key. */
+export function shardLabel(shard: unknown): Record<string, string> {
+  const index = (shard as { index?: unknown } | undefined)?.index;
+  return typeof index === "number" ? { shard: String(index) } : {};
+}
+
 /** Epoch seconds of a date, as the exposition's timestamps go. */
 export function epochSeconds(date: Date): number {
   return date.getTime() / 1000;
@@ -65,11 +71,13 @@ interface Family {
 /**
  * The run's metrics as exposition text. `lastSuccess` (epoch seconds) is left out when
  * undefined: a push for a failed run must not overwrite the last success the Pushgateway holds.
+ * `labels` go on every sample (the textfile's `shard`, so that shards' files do not collide).
  */
 export function formatMetrics(
   run: RunMetricsInput,
   tally: RequestTally,
   lastSuccess: number | undefined,
+  labels: Record<string, string> = {},
 ): string {
   const counts = run.report?.counts;
   const families: Family[] = [
@@ -111,8 +119,13 @@ export function formatMetrics(
   ];
   return families
     .filter((f) => f.samples.length > 0)
-    .map(formatFamily)
+    .map((f) => formatFamily({ ...f, samples: f.samples.map(withLabels(labels)) }))
     .join("");
+}
+
+/** A sample with the common labels first. */
+function withLabels(common: Record<string, string>): (sample: Sample) => Sample {
+  return ({ labels, value }) => ({ labels: { ...common, ...labels }, value });
 }
 
 function formatFamily({ name, help, samples }: Family): string {
@@ -145,7 +158,7 @@ function formatValue(value: number): string {
  * trust (the line missing, or a value that is not a plain non-negative number).
  */
 export function lastSuccessIn(text: string): number | undefined {
-  const match = new RegExp(`^${LAST_SUCCESS}(?:\\{\\})?[ \\t]+(\\S+)`, "m").exec(text);
+  const match = new RegExp(`^${LAST_SUCCESS}(?:\\{[^}\\n]*\\})?[ \\t]+(\\S+)`, "m").exec(text);
   const raw = match?.[1];
   if (raw === undefined || !/^\d+(\.\d+)?(e[+-]?\d+)?$/i.test(raw)) return undefined;
   const value = Number(raw);

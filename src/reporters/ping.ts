@@ -27,6 +27,19 @@ export const PING_URL_RULE = z
     error: "must not set rid: each ping carries the run's id",
   });
 
+/**
+ * The check URL of a shard: `{shard}` replaced by its index, so each index has its own check.
+ * Undefined when the URL has `{shard}` but the run has no shard (which check is unknowable).
+ */
+export function shardPingBase(base: string, shard: unknown): string | undefined {
+  if (!base.includes(SHARD_PLACEHOLDER)) return base;
+  const index = (shard as { index?: unknown } | undefined)?.index;
+  return typeof index === "number" ? base.replaceAll(SHARD_PLACEHOLDER, String(index)) : undefined;
+}
+
+/** Where `--ping-url` takes the shard's index. */
+export const SHARD_PLACEHOLDER = "{shard}";
+
 /** What a ping signals: the run started, or it ended with this exit code. */
 export type PingSignal = "start" | number;
 

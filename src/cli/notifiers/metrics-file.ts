@@ -9,6 +9,7 @@ import {
   epochSeconds,
   formatMetrics,
   lastSuccessIn,
+  shardLabel,
   succeeded,
 } from "../../reporters/metrics.ts";
 import { writeFileAtomic } from "../atomic-write.ts";
@@ -23,6 +24,7 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
   const path = options.metricsFile;
   if (typeof path !== "string") return undefined;
   const tally = emptyTally();
+  const labels = shardLabel(options.shard);
   return {
     event: (event) => countRequest(tally, event),
     async finish(end) {
@@ -32,7 +34,7 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
         ? epochSeconds(end.finishedAt)
         : previousLastSuccess(path);
       try {
-        await writeFileAtomic(path, formatMetrics(end, tally, lastSuccess));
+        await writeFileAtomic(path, formatMetrics(end, tally, lastSuccess, labels));
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
         warn(

@@ -5,7 +5,14 @@
  * the deadline's bound.
  */
 import got, { type Got, RequestError, TimeoutError } from "got";
-import { type PingEnd, type PingSignal, pingBody, pingUrl } from "../../reporters/ping.ts";
+import {
+  type PingEnd,
+  type PingSignal,
+  pingBody,
+  pingUrl,
+  SHARD_PLACEHOLDER,
+  shardPingBase,
+} from "../../reporters/ping.ts";
 import { sameOriginRedirect } from "../../services/http.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "../lifecycle.ts";
 
@@ -20,8 +27,15 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** The ping notifier, when `--ping-url` (or PING_URL) is set. */
 export const pingNotifier: NotifierFactory = ({ options, warn }) => {
-  const base = options.pingUrl;
-  if (typeof base !== "string") return undefined;
+  const given = options.pingUrl;
+  if (typeof given !== "string") return undefined;
+  const base = shardPingBase(given, options.shard);
+  if (base === undefined) {
+    warn(
+      `--ping-url has ${SHARD_PLACEHOLDER} but this run has no shard: no ping is sent; give --shard or --shards, or leave ${SHARD_PLACEHOLDER} out.`,
+    );
+    return undefined;
+  }
   const client = createPingClient(base);
   const origin = new URL(base).origin;
   /** Sends one ping; a failure is one warn line naming the monitor's origin, never its URL. */

@@ -10,6 +10,7 @@ import {
   emptyTally,
   epochSeconds,
   formatMetrics,
+  shardLabel,
   succeeded,
 } from "../../reporters/metrics.ts";
 import { sameOriginRedirect } from "../../services/http.ts";
@@ -20,8 +21,8 @@ const EXIT_MARGIN_MS = 250;
 
 /**
  * The push URL: `/metrics/job/ml_scheduler` plus any further grouping labels, under the base's
- * own path (a gateway behind a path prefix works). Sharding will pass `[["shard", String(i)]]`
- * here, giving `/metrics/job/ml_scheduler/shard/<i>`, so that shards do not replace each other.
+ * own path (a gateway behind a path prefix works). A shard passes `[["shard", String(i)]]`,
+ * giving `/metrics/job/ml_scheduler/shard/<i>`, so that shards do not replace each other.
  */
 export function pushUrl(base: string, grouping: ReadonlyArray<[string, string]> = []): URL {
   const url = new URL(base);
@@ -45,7 +46,8 @@ function groupingPair(name: string, value: string): string {
 export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
   const base = options.pushgateway;
   if (typeof base !== "string") return undefined;
-  const url = pushUrl(base);
+  // The grouping key adds the label to every pushed sample: the body does not repeat it.
+  const url = pushUrl(base, Object.entries(shardLabel(options.shard)));
   const tally = emptyTally();
   // Its own small instance: the services' long timeouts and retries are not for a side channel.
   const client = got.extend({
