@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { EXIT_CODES } from "../errors.ts";
-import { REQUEST_REASONS } from "../services/http.ts";
+import { REQUEST_REASONS } from "../services/reasons.ts";
 
 export const Outcome = z.enum([
   "updated",

@@ -15,6 +15,7 @@ import got, {
   TimeoutError,
 } from "got";
 import type { z } from "zod";
+import type { RequestReason } from "./reasons.ts";
 import { describeIssues } from "./schemas.ts";
 
 /** Bodies larger than this are a contract break; the patient list gets its own, larger limit. */
@@ -34,21 +35,6 @@ export interface ServiceSettings {
   /** A longer Retry-After fails the request at once rather than blocking the sweep. */
   maxRetryAfterMs: number;
 }
-
-/**
- * Why a request failed, as the report's `reason`; besides these, `http_<status>` for an answer
- * that is not 2xx. The report's schema (and report.schema.json) lists them from here.
- */
-export const REQUEST_REASONS = [
-  "timeout",
-  "unreachable",
-  "invalid_response",
-  "body_too_large",
-  "redirect_refused",
-  "unconfirmed_write",
-  "aborted",
-] as const;
-export type RequestReason = (typeof REQUEST_REASONS)[number] | `http_${number}`;
 
 /** Why one request failed, as a report's stable reason code and a one-line detail. */
 export class RequestFailure extends Error {
