@@ -3,6 +3,7 @@
  * status ids only; reporters/report.ts prints it.
  */
 import type { ExitCode } from "../errors.ts";
+import type { ConcurrencyRange } from "./pacing.ts";
 
 export const OUTCOMES = [
   "updated",
@@ -42,7 +43,10 @@ export interface Report {
   finishedAt: string;
   durationMs: number;
   dryRun: boolean;
+  /** The configured number, or the most `--concurrency auto` allowed. */
   concurrency: number;
+  /** With `--concurrency auto`, the concurrency it used (lowest, highest, last); else null. */
+  adaptive: ConcurrencyRange | null;
   exitCode: ExitCode;
   error: { code: string; message: string } | null;
   counts: Counts;
@@ -56,6 +60,7 @@ export interface ReportInput {
   finishedAt: Date;
   dryRun: boolean;
   concurrency: number;
+  adaptive?: ConcurrencyRange | null | undefined;
   exitCode: ExitCode;
   error: { code: string; message: string } | null;
   patients: PatientResult[];
@@ -73,6 +78,7 @@ export function buildReport(input: ReportInput): Report {
     durationMs: input.finishedAt.getTime() - input.startedAt.getTime(),
     dryRun: input.dryRun,
     concurrency: input.concurrency,
+    adaptive: input.adaptive ?? null,
     exitCode: input.exitCode,
     error: input.error,
     counts,
