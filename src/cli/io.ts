@@ -52,12 +52,13 @@ export function processIo(): ProcessIo {
     write: (text) => put(process.stdout, text),
     async early(exitCode, code, message, flags = {}) {
       const now = new Date();
+      const concurrency = flags.concurrency ?? DEFAULTS.concurrency;
       const report = buildReport({
         runId: io.runId,
         startedAt: now,
         finishedAt: now,
         dryRun: flags.dryRun === true,
-        concurrency: flags.concurrency ?? DEFAULTS.concurrency,
+        concurrency: typeof concurrency === "number" ? concurrency : concurrency.auto,
         exitCode,
         error: { code, message },
         patients: [],

@@ -36,17 +36,41 @@ function wholeNumber(min: number, max: number, rule: string) {
     .transform(Number);
 }
 
+/** `--concurrency`: a fixed number, or `{ auto: max }` for the adaptive limiter. */
+export type ConcurrencySetting = number | { auto: number };
+
+/** `auto` or `auto:<max>` as the limiter's max; undefined for anything else. */
+function autoMax(value: string): number | undefined {
+  const match = /^auto(?::(\d+))?$/.exec(value);
+  if (!match) return undefined;
+  const max = match[1] === undefined ? DEFAULTS.adaptiveMaxConcurrency : Number(match[1]);
+  return max >= 1 && max <= LIMITS.concurrency ? max : undefined;
+}
+
 /**
  * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
  * config to the environment variable behind it (exit 3). Durations stop at Node's timer limit,
  * past which a timer fires after 1 ms instead.
  */
 export const RULES = {
-  concurrency: wholeNumber(
-    1,
-    LIMITS.concurrency,
-    `must be a positive integer, at most ${LIMITS.concurrency}`,
-  ),
+  concurrency: z
+    .string()
+    .refine(
+      (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= LIMITS.concurrency) || autoMax(v),
+      {
+        error: `must be a positive integer, at most ${LIMITS.concurrency}, or auto or auto:<max> (max from 1 to ${LIMITS.concurrency}; auto alone is auto:${DEFAULTS.adaptiveMaxConcurrency})`,
+      },
+    )
+    .transform((v): ConcurrencySetting => {
+      const max = autoMax(v);
+      return max === undefined ? Number(v) : { auto: max };
+    }),
+  requestsPerSecond: z
+    .string()
+    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.maxRps, {
+      error: `must be a number of requests per second greater than 0 (fractions allowed), at most ${LIMITS.maxRps}`,
+    })
+    .transform(Number),
   milliseconds: wholeNumber(
     1,
     LIMITS.timerMs,
@@ -63,7 +87,7 @@ export const RULES = {
 } as const;
 
 /** Commander's parser for a rule: a refused value is a usage error naming the rule. */
-function byRule(rule: z.ZodType<number, string>): (value: string) => number {
+function byRule(rule: z.ZodType<unknown, string>): (value: string) => unknown {
   return (value) => {
     const parsed = rule.safeParse(value);
     if (!parsed.success) throw new InvalidArgumentError(`It ${parsed.error.issues[0]?.message}.`);
@@ -94,7 +118,7 @@ export function commanderParser(
   spec: OptionSpec,
 ): ((value: string, previous: unknown) => unknown) | undefined {
   const { rule } = spec;
-  return spec.parse ?? (rule && byRule(rule as z.ZodType<number, string>));
+  return spec.parse ?? (rule && byRule(rule));
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -107,7 +131,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flags: "--dry-run", description: "fetch and predict, but write nothing", scope: "sweep" },
   {
     flags: "--concurrency <n>",
-    description: `patients handled at the same time, at most ${LIMITS.concurrency}`,
+    description: `patients handled at the same time, at most ${LIMITS.concurrency}; or auto / auto:<max> to follow the services' latency and overload answers (max ${DEFAULTS.adaptiveMaxConcurrency} unless given)`,
     scope: "sweep",
     env: "CONCURRENCY",
     rule: RULES.concurrency,
@@ -143,6 +167,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "global",
     rule: RULES.nonNegative,
     default: DEFAULTS.retries,
+  },
+  {
+    flags: "--max-rps <n>",
+    description:
+      "at most n requests per second to each service, logins, probes and retries included; fractions allowed",
+    scope: "global",
+    env: "MAX_RPS",
+    rule: RULES.requestsPerSecond,
   },
   {
     flags: "--breaker <n>",
