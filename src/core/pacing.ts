@@ -49,7 +49,7 @@ const OVERLOAD_CUT = 0.5;
 const LATENCY_CUT = { least: 0.5, most: 0.9 } as const;
 /** Answered attempts per decision: at least this many, and about one round of every patient. */
 const MIN_WINDOW = 12;
-const WINDOW_PER_PATIENT = 3;
+const WINDOW_PER_PATIENT = 2;
 /** A route's median over fewer answers than this does not move its floor (once it has one). */
 const FLOOR_SAMPLES = 5;
 
