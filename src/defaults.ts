@@ -18,6 +18,8 @@ export const DEFAULTS = {
   lockRefreshMs: 5_000,
   /** A lock (or takeover guard) not refreshed for this long is stale and is taken over. */
   lockStaleMs: 30_000,
+  /** Each attempt of a Pushgateway push; one retry, so a stalled gateway costs the run ~7 s. */
+  pushTimeoutMs: 3_000,
 } as const;
 
 /** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */
@@ -34,4 +36,6 @@ export const LIMITS = {
   envFileBytes: 1024 * 1024,
   /** More invalid patient records than this (or than half the list) is a contract break. */
   invalidRecords: 1_000,
+  /** Shards of one sweep (`--shard i/n`, `--shards n`): each is a pod logging in to the backend. */
+  shards: 1_024,
 } as const;

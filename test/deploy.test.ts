@@ -10,7 +10,7 @@ import { EXIT_CODES } from "../src/errors.ts";
 
 const read = (name: string) => readFileSync(new URL(`../${name}`, import.meta.url), "utf8");
 
-test("the Dockerfile builds in a stage of its own and runs production dependencies as node, directly", () => {
+test("the Dockerfile builds in a stage of its own and runs production dependencies as uid 1000, directly", () => {
   const docker = read("Dockerfile");
   const stages = docker.match(/^FROM .*$/gm) ?? [];
   assert.equal(stages.length, 2, "multi-stage");
@@ -18,7 +18,7 @@ test("the Dockerfile builds in a stage of its own and runs production dependenci
   const runtime = docker.slice(docker.lastIndexOf("\nFROM "));
   assert.match(runtime, /^RUN npm ci --omit=dev\b/m);
   assert.match(runtime, /^ENV NODE_ENV=production$/m);
-  assert.match(runtime, /^USER node$/m);
+  assert.match(runtime, /^USER 1000$/m);
   assert.match(runtime, /^COPY --from=build \/src\/dist \.\/dist$/m);
   assert.doesNotMatch(runtime, /^COPY (\.\/)?src\b/m, "no sources in the runtime image");
   const entrypoint = JSON.parse(runtime.match(/^ENTRYPOINT (.*)$/m)?.[1] ?? "null");

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -176,12 +176,49 @@ test("--deadline is a hard bound through the bin: a stalled login, a long Retry-
     status: 503,
     headers: { "retry-after": "25" },
   });
-  const res = await run(["--json", "--deadline", "0.5", "--grace", "0.2", "--patient", "2"], {
+  // 3 s: the patient starts before the deadline even on a loaded machine, then waits on 25 s.
+  const res = await run(["--json", "--deadline", "3", "--grace", "0.2", "--patient", "2"], {
     env: waiting.env,
-    timeoutMs: 10_000,
+    timeoutMs: 12_000,
   });
   assert.equal(res.signal, null, "the test had to kill it: a retry's wait outlived the deadline");
   assert.equal(res.code, 8, res.stderr);
   const report = parseReport(res.stdout);
   assert.equal(report.patients[0].outcome, "interrupted");
+});
+
+test("under a heap cap without a young-generation bound, the bin re-executes itself once with one", async (t) => {
+  const { backend, env } = await startServices(t);
+  const probe = fileURLToPath(new URL("./fixtures/heap-probe.mjs", import.meta.url));
+  const capped = await run(["--json"], {
+    env: { ...env, NODE_OPTIONS: `--max-old-space-size=128 --import=${probe}` },
+  });
+  assert.equal(capped.code, 0, capped.stderr);
+  const starts = capped.stderr.match(/^heap-probe .*$/gm) ?? [];
+  assert.equal(starts.length, 2, capped.stderr);
+  const [first, second] = starts.map((line) => /pid=(\d+) semi=(\w+)/.exec(line)?.slice(1));
+  assert.deepEqual(first?.[1], "false");
+  assert.deepEqual(second?.[1], "true");
+  assert.equal(first?.[0], second?.[0], "in place: the same pid");
+  assert.doesNotMatch(capped.stderr, /Warning/);
+  assert.equal(parseReport(capped.stdout).counts.updated, 4);
+  assert.equal(backend.logins, 1, "the sweep ran once");
+
+  const bounded = await run(["--version"], {
+    env: { NODE_OPTIONS: `--max-old-space-size=128 --max-semi-space-size=4 --import=${probe}` },
+  });
+  assert.equal(bounded.stderr.match(/^heap-probe/gm)?.length, 1, "a bound given is kept as is");
+});
+
+test("a bug mid-sweep still reaches the metrics file: exit_code 70, last success not moved", async (t) => {
+  const { env } = await startServices(t);
+  const metrics = join(tempDir(t, "bug-metrics"), "ml.prom");
+  const res = await run(["--metrics-file", metrics], {
+    env: { ...env, BUG_AFTER_PARSES: "7", BUG_MODE: "uncaught" },
+    nodeArgs: ["--import", BUG],
+  });
+  assert.equal(res.code, 70, res.stderr);
+  const text = readFileSync(metrics, "utf8");
+  assert.match(text, /^ml_scheduler_exit_code 70$/m);
+  assert.match(text, /^ml_scheduler_last_success_timestamp_seconds 0$/m);
 });

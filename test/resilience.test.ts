@@ -3,10 +3,10 @@
  * (held requests) and on what the bin says on stderr, never on sleeps.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { test } from "node:test";
 import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
+import { asPid1, canUnshare, childOf } from "./helpers/namespace.ts";
 import { startServices } from "./helpers/services.ts";
 import { makePatients } from "./stand-ins/seed.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
@@ -82,26 +82,6 @@ test("a second signal ends the grace at once", async (t) => {
   assert.equal(backend.requests.filter(isPut).length, 0);
 });
 
-const canUnshare =
-  process.platform === "linux" &&
-  spawnSync("unshare", ["--pid", "--fork", "--mount-proc", "true"], { timeout: 10_000 }).status ===
-    0;
-
-/** The host pid of the process that unshare forked (PID 1 in its namespace). */
-function childOf(parent: number): number | undefined {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === parent) return Number(entry);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return undefined;
-}
-
 test("as PID 1 in a container, SIGTERM is still handled", {
   skip: canUnshare ? false : "unshare --pid is not permitted on this machine",
 }, async (t) => {
@@ -110,19 +90,7 @@ test("as PID 1 in a container, SIGTERM is still handled", {
   const bin = new URL("../bin/ml-scheduler.js", import.meta.url).pathname;
   const child = spawn(
     "unshare",
-    [
-      "--pid",
-      "--fork",
-      "--mount-proc",
-      process.execPath,
-      "--",
-      bin,
-      "--json",
-      "--concurrency",
-      "1",
-      "--patient",
-      "3,2",
-    ],
+    asPid1(bin, ["--json", "--concurrency", "1", "--patient", "3,2"]),
     { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
@@ -147,11 +115,13 @@ test("as PID 1 in a container, SIGTERM is still handled", {
 test("--deadline: past it no new patient starts, in-flight ones finish, exit 8", async (t) => {
   const { backend, env } = await startServices(t);
   const hold = backend.hold(vitalsOf(3));
-  const res = await run(["--json", "--concurrency", "1", "--deadline", "0.2", "--patient", "3,2"], {
+  // 2 s: long enough for the login and the list on a loaded machine, so that the deadline passes
+  // while patient 3 is held (a deadline during the login is another test's case).
+  const res = await run(["--json", "--concurrency", "1", "--deadline", "2", "--patient", "3,2"], {
     env,
     onSpawn: async (child) => {
       await hold.waitFor();
-      await waitForStderr(child, /Deadline of 0\.2s reached/);
+      await waitForStderr(child, /Deadline of 2s reached/);
       hold.release();
     },
   });

@@ -66,7 +66,7 @@ test("--deadline with a stalled /predict: in-flight patients get the grace, then
   ml.fault(isPredict, { kind: "stall" });
   const report = await runSweep(
     sweepConfig(env, {
-      deadlineSeconds: 0.2,
+      deadlineSeconds: 2, // past the login and the list even on a loaded machine
       graceSeconds: 0.1,
       requestTimeoutMs: 60_000,
       retries: 2,
@@ -84,12 +84,13 @@ test("a deadline that passes with nothing left to start and in-flight work done 
   const { backend, env } = await startServices(t);
   const hold = backend.hold((r) => isVitals(r) && r.query.get("key") === "2");
   const stops: string[] = [];
-  const sweep = runSweep(
-    sweepConfig(env, { patients: [2], deadlineSeconds: 0.05, graceSeconds: 5 }),
-    { onEvent: (e) => e.type === "stopped" && stops.push(e.code) },
-  );
+  const started = Date.now();
+  const sweep = runSweep(sweepConfig(env, { patients: [2], deadlineSeconds: 1, graceSeconds: 5 }), {
+    onEvent: (e) => e.type === "stopped" && stops.push(e.code),
+  });
   await hold.waitFor();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // The deadline passes while the patient is held (1 s: past the login and the list).
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + 1_300 - Date.now())));
   hold.release();
   const report = await sweep;
   assert.equal(report.exitCode, 0, report.error?.message);

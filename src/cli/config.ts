@@ -2,7 +2,6 @@
  * Configuration: flags, then the environment, then the env file (first hit wins), validated with
  * zod before any request. Every problem is one line naming the variable; values are never echoed.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
 import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
@@ -10,9 +9,11 @@ import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
 import { type ConcurrencySetting, OPTIONS, optionKey } from "./options.ts";
+import { type FileProblem, readBounded } from "./read-file.ts";
 
 export { DEFAULTS };
 
+import type { Shard } from "../core/select.ts";
 import type { SweepConfig } from "../core/sweep.ts";
 
 /** Flags as commander parsed them (see OPTIONS); those that feed the sweep are typed here. */
@@ -20,6 +21,9 @@ export interface ConfigFlags {
   [key: string]: unknown;
   envFile?: string | undefined;
   patient?: number[] | undefined;
+  /** `--shard i/n`, parsed; after resolution, the run's shard however it was given. */
+  shard?: Shard | undefined;
+  shards?: number | undefined;
   dryRun?: boolean | undefined;
   concurrency?: ConcurrencySetting | undefined;
   maxRps?: number | undefined;
@@ -70,7 +74,10 @@ const ServersSchema = z.object({
 /** A run's settings: the sweep's configuration and every option's final value, by its key. */
 export interface RunSettings {
   config: SweepConfig;
-  /** Each option of OPTIONS: the flag, else its variable, else its default (see optionKey). */
+  /**
+   * Each option of OPTIONS: the flag, else its variable, else its default (see optionKey). `shard`
+   * is the run's shard however it was given (`--shard`, or `--shards` with JOB_COMPLETION_INDEX).
+   */
   options: Record<string, unknown>;
 }
 
@@ -95,6 +102,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       problems.push(`${issue.path.join(".")} ${issue.message}`);
   }
   const options = resolveOptions(flags, lookup, problems);
+  resolveShard(flags, options, lookup, problems);
   const credentials = resolveCredentials(lookup, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = servers.data as z.infer<typeof ServersSchema>;
@@ -112,6 +120,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       maxRps: o.maxRps,
       dryRun: o.dryRun ?? false,
       patients: o.patient,
+      shard: o.shard,
       requestTimeoutMs: o.requestTimeout ?? DEFAULTS.requestTimeoutMs,
       retries: o.retries ?? DEFAULTS.retries,
       retryDelayMs: DEFAULTS.retryDelayMs,
@@ -139,6 +148,8 @@ export function resolveOptionsOnly({
     const lookup = (name: string) => nonEmpty(env[name]) ?? nonEmpty(file[name]);
     const problems: string[] = [];
     const options = resolveOptions(flags, lookup, problems);
+    // A shard that cannot be resolved is left out: the notifiers still hear of the run.
+    resolveShard(flags, options, lookup, []);
     return problems.length === 0 ? options : undefined;
   } catch {
     return undefined;
@@ -170,6 +181,42 @@ function resolveOptions(
   return values;
 }
 
+/**
+ * Sets `options.shard` to the run's shard: `--shard`/SHARD as given, or `--shards`/SHARDS with the
+ * index from JOB_COMPLETION_INDEX (Kubernetes sets it in an Indexed Job). Both given, one from
+ * the environment (two flags are commander's usage error), or an index missing or out of range, is a problem (exit 3); the shard is
+ * then left unset.
+ */
+function resolveShard(
+  flags: ConfigFlags,
+  options: Record<string, unknown>,
+  lookup: Lookup,
+  problems: string[],
+): void {
+  const count = options.shards as number | undefined;
+  if (count === undefined) return;
+  if (options.shard !== undefined) {
+    const name = (flag: string, env: string) =>
+      flags[flag] === undefined ? `${env} (in the environment)` : `--${flag}`;
+    problems.push(
+      `${name("shard", "SHARD")} and ${name("shards", "SHARDS")} are both set: keep one.`,
+    );
+    options.shard = undefined;
+    return;
+  }
+  const raw = lookup("JOB_COMPLETION_INDEX");
+  const range = `a whole number from 0 to ${count - 1}`;
+  if (raw === undefined) {
+    problems.push(
+      `JOB_COMPLETION_INDEX is not set, and --shards (SHARDS) takes this run's index from it: run in a Kubernetes Indexed Job, set it to ${range}, or use --shard i/n.`,
+    );
+  } else if (!/^\d+$/.test(raw) || Number(raw) >= count) {
+    problems.push(`JOB_COMPLETION_INDEX must be ${range} for --shards ${count}.`);
+  } else {
+    options.shard = { index: Number(raw), count } satisfies Shard;
+  }
+}
+
 function workingDirectory(cwd: ConfigInput["cwd"]): string {
   if (typeof cwd === "string") return cwd;
   try {
@@ -195,40 +242,6 @@ function readEnvFile(path: string | undefined, cwd: string): Record<string, stri
   throw new ConfigError(
     `${what}: ${envFileProblem(read.problem)}; fix the path or leave the flag out.`,
   );
-}
-
-type FileProblem = "not_regular" | "too_large" | string;
-
-/**
- * A small regular file's text, or why not. Checked before it is opened (a FIFO would block the
- * open, /dev/zero never ends), opened non-blocking in case it was swapped since, checked again,
- * and never read past the limit. Symlinks are followed: Kubernetes mounts Secrets as symlinks.
- */
-function readBounded(path: string, maxBytes: number): string | { problem: FileProblem } {
-  const bad = (stats: Stats): FileProblem | undefined =>
-    !stats.isFile() ? "not_regular" : stats.size > maxBytes ? "too_large" : undefined;
-  let fd: number | undefined;
-  try {
-    const before = bad(statSync(path));
-    if (before) return { problem: before };
-    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-    const after = bad(fstatSync(fd));
-    if (after) return { problem: after };
-    // One byte more than allowed: a file that grew since the check is caught here.
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-    }
-    if (length > maxBytes) return { problem: "too_large" };
-    return buffer.toString("utf8", 0, length);
-  } catch (error) {
-    return { problem: (error as NodeJS.ErrnoException).code ?? "unreadable" };
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 function envFileProblem(problem: FileProblem): string {

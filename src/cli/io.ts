@@ -4,7 +4,7 @@
  */
 import { buildReport } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
-import { EXIT, type ExitCode } from "../errors.ts";
+import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
 import { formatJson } from "../reporters/report.ts";
 import type { CliFlags } from "./program.ts";
@@ -12,7 +12,10 @@ import type { CliFlags } from "./program.ts";
 export interface ProcessIo {
   /** Set once flags are read: a bug's stack is logged only with --verbose. */
   verbose: boolean;
-  /** Set once flags are read: the logger, else bugs go to stderr raw. */
+  /**
+   * The logger once its format is known (from the start when the command line or the
+   * environment asks for JSON); before that, bugs and warnings go to stderr as human lines.
+   */
   out: Output | undefined;
   /** Set once the run has its id: early documents carry it too. */
   runId: string | undefined;
@@ -20,10 +23,14 @@ export interface ProcessIo {
   jsonFlags: CliFlags | undefined;
   /** Writes to stdout; false when it could not be written. */
   write(text: string): Promise<boolean>;
-  /** The JSON report of a run that ended before any sweep started. */
-  early(exitCode: ExitCode, code: string, message: string, flags?: CliFlags): Promise<void>;
+  /** Prints the JSON report of a run that ended before any sweep started. */
+  early(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): Promise<void>;
+  /** That report's text, as `early` prints it (for --report-file). */
+  earlyJson(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): string;
   /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
   internal(error: unknown): Promise<ExitCode>;
+  /** A warning (Node's process warnings): through the logger, else a human line. */
+  warn(message: string): void;
   /** Waits for stdout and stderr to drain (bounded), then ends the process. */
   exit(code: number): Promise<never>;
 }
@@ -50,7 +57,10 @@ export function processIo(): ProcessIo {
     out: undefined,
     jsonFlags: undefined,
     write: (text) => put(process.stdout, text),
-    async early(exitCode, code, message, flags = {}) {
+    async early(exitCode, code, message, flags) {
+      await io.write(io.earlyJson(exitCode, code, message, flags));
+    },
+    earlyJson(exitCode, code, message, flags = {}) {
       const now = new Date();
       const concurrency = flags.concurrency ?? DEFAULTS.concurrency;
       const report = buildReport({
@@ -63,19 +73,23 @@ export function processIo(): ProcessIo {
         error: { code, message },
         patients: [],
       });
-      await io.write(formatJson(report));
+      return formatJson(report);
     },
     async internal(error) {
       try {
         const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
-        const stack = error instanceof Error && io.verbose ? `\n${error.stack}` : "";
-        if (io.out) io.out.error(message + stack);
-        else await put(process.stderr, `ml-scheduler: ${message}${stack}\n`);
+        const stack = error instanceof Error && io.verbose ? (error.stack ?? null) : null;
+        if (io.out) io.out.error(message, { code: "internal", ...(stack && { stack }) });
+        else await put(process.stderr, `ml-scheduler: ${message}${stack ? `\n${stack}` : ""}\n`);
         if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
       } catch {
         // Reporting a bug hit the bug again: the exit code still says what happened.
       }
       return EXIT.internal;
+    },
+    warn(message) {
+      if (io.out) io.out.warn(message);
+      else void put(process.stderr, `[warn] ${message}\n`);
     },
     async exit(code) {
       const drained = Promise.all([put(process.stdout, ""), put(process.stderr, "")]);

@@ -19,6 +19,8 @@ export interface CommandContext {
   stop: AbortSignal;
   /** Every event of the run, for the reporters and notifiers. */
   onEvent: (event: SweepEvent) => void;
+  /** A problem that does not change how the run ends (an unusable --state-dir). */
+  warn: (message: string) => void;
 }
 
 export interface CommandResult {

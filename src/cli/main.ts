@@ -6,6 +6,8 @@
 import { randomUUID } from "node:crypto";
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
+import type { Output } from "../reporters/human.ts";
+import { writeFileAtomic } from "./atomic-write.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type {
   CommandResult,
@@ -23,6 +25,12 @@ import { buildProgram, type CommandName, type Invocation } from "./program.ts";
  */
 export async function main(argv: string[] = process.argv): Promise<void> {
   const io = processIo();
+  // Node's process warnings go through the run's logger, at warn, name and message only; when
+  // Node would print none (--no-warnings, NODE_NO_WARNINGS=1), neither do we.
+  if (process.listenerCount("warning") > 0) {
+    process.removeAllListeners("warning");
+    process.on("warning", (warning) => io.warn(`${warning.name}: ${warning.message}`));
+  }
   // A bug anywhere in the process (a timer, a stream's error event) ends the run with exit 70.
   process.on("uncaughtException", (error) => onBug(error));
   process.on("unhandledRejection", (error) => onBug(error));
@@ -53,19 +61,37 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
  * The notifiers, each built only when its options are set. A new one is a module under
  * reporters/ or cli/ and one line here.
  */
-const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [];
+const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [
+  async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier,
+  async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier,
+  async () => (await import("./notifiers/ping.ts")).pingNotifier,
+];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
+  const runId = randomUUID();
+  io.runId = runId;
+  // Until the settings are known, JSON logs when the command line (as written) or LOG_FORMAT in
+  // the environment asks for it: a usage error or a bug is then a JSON line too.
+  if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
+    const { createJsonLog } = await import("../reporters/json-log.ts");
+    const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
+    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId });
+  }
   let invocation: Invocation | undefined;
+  const program = buildProgram((asked) => {
+    invocation = asked;
+  });
+  // The JSON logger says usage errors below; commander's own line would not be JSON.
+  if (io.out)
+    for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
   try {
-    buildProgram((asked) => {
-      invocation = asked;
-    }).parse(argv);
+    program.parse(argv);
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
     if (shown) return EXIT.ok;
+    io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
     if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
     return EXIT.usage;
   }
@@ -73,28 +99,38 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const { flags } = invocation;
   const json = flags.json === true;
 
-  const [{ createOutput }, { resolveRun, resolveOptionsOnly }, { acquireLock }, command] =
-    await Promise.all([
-      import("../reporters/human.ts"),
-      import("./config.ts"),
-      import("./lock.ts"),
-      COMMANDS[invocation.command](),
-    ]);
+  const [
+    { createOutput },
+    { createJsonLog },
+    { resolveRun, resolveOptionsOnly },
+    { acquireLock },
+    command,
+  ] = await Promise.all([
+    import("../reporters/human.ts"),
+    import("../reporters/json-log.ts"),
+    import("./config.ts"),
+    import("./lock.ts"),
+    COMMANDS[invocation.command](),
+  ]);
   const facts: RunFacts = {
-    runId: randomUUID(),
+    runId,
     command: invocation.command,
     startedAt: new Date(),
     endBy: undefined,
   };
-  io.runId = facts.runId;
-  const out = createOutput({
-    verbose: flags.verbose === true,
-    quiet: flags.quiet === true,
-    stream: process.stderr,
-  });
   io.verbose = flags.verbose === true;
-  io.out = out;
   if (json) io.jsonFlags = flags;
+  /**
+   * The run's one logger, once its format is known: the settings' (flag, environment, env file),
+   * else, when they cannot be read, the flag's or a valid LOG_FORMAT in the environment.
+   */
+  const openOutput = (options: Record<string, unknown> | undefined): Output => {
+    const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
+    const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr };
+    const shard = options?.shard as { index: number; count: number } | undefined;
+    io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
+    return io.out;
+  };
 
   const stop = new AbortController();
   const input = { flags, env: process.env, cwd: () => process.cwd() };
@@ -114,8 +150,10 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
 
   let settings: ReturnType<typeof resolveRun>;
   let lock: Lock | undefined;
+  let out: Output | undefined;
   try {
     settings = resolveRun(input);
+    out = openOutput(settings.options);
     notifiers = await createNotifiers(settings.options, out.warn);
     const { deadlineSeconds, graceSeconds } = settings.config;
     if (deadlineSeconds !== undefined) {
@@ -127,11 +165,18 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     }
   } catch (error) {
     if (!(error instanceof SchedulerError)) throw error;
-    for (const line of error.message.split("\n")) out.error(line);
-    if (json) await io.early(error.exitCode, error.code, error.message, flags);
-    if (notifiers.length === 0) {
-      const options = resolveOptionsOnly(input);
-      if (options) notifiers = await createNotifiers(options, out.warn);
+    const options = out ? undefined : resolveOptionsOnly(input);
+    const said = out ?? openOutput(options);
+    // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
+    for (const line of error.message.split("\n")) said.ended(error.code, line);
+    const early = io.earlyJson(error.exitCode, error.code, error.message, flags);
+    if (json) await io.write(early);
+    // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
+    await fileReport(flags.reportFile, () => early, said);
+    const notifyOptions =
+      options ?? (notifiers.length === 0 ? resolveOptionsOnly(input) : undefined);
+    if (notifiers.length === 0 && notifyOptions) {
+      notifiers = await createNotifiers(notifyOptions, said.warn);
     }
     return notify(error.exitCode, earlyResult(error));
   }
@@ -140,7 +185,9 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const grace = settings.config.graceSeconds;
   const onSignal = (name: NodeJS.Signals) => {
     if (stop.signal.aborted) {
-      out.warn(`${name} again: aborting in-flight requests now.`);
+      out.warn(`${name} again: aborting in-flight requests now.`, {
+        code: SIGNAL_CODES[name] ?? null,
+      });
       abort.abort(stop.signal.reason);
       return;
     }
@@ -173,6 +220,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
           out.event(event);
           for (const n of notifiers) n.event?.(event);
         },
+        warn: out.warn,
       }),
       bugged,
     ]);
@@ -181,13 +229,42 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (result.error && !out.announced.has(result.error.code))
       out.ended(result.error.code, result.error.message);
     const written = await io.write(json ? result.json() : result.human());
-    if (written) return await notify(result.exitCode, result);
-    out.error("The report could not be written to stdout (closed or full); the sweep itself ran.");
-    return await notify(pickExitCode([result.exitCode, EXIT.io]), result);
+    if (!written)
+      out.error(
+        "The report could not be written to stdout (closed or full); the sweep itself ran.",
+        {
+          code: "io",
+        },
+      );
+    const filed = await fileReport(flags.reportFile, result.json, out);
+    const failed = written && filed ? [] : [EXIT.io];
+    return await notify(pickExitCode([result.exitCode, ...failed]), result);
+  } catch (error) {
+    // A bug (exit 70): said once, and the metrics and the ping still hear how the run ended.
+    const code = await io.internal(error);
+    return await notify(code, earlyResult(new SchedulerError("internal", "Internal error.")));
   } finally {
     onBug = recordBug;
     lock?.release();
     for (const name of signals) process.off(name, onSignal);
+  }
+}
+
+/**
+ * `--report-file`: the JSON report written there too, atomically (a log driver splits a long
+ * stdout line at 16 KiB). False, with one error line, when it could not be written (exit 74).
+ */
+async function fileReport(path: unknown, json: () => string, out: Output): Promise<boolean> {
+  if (typeof path !== "string") return true;
+  try {
+    await writeFileAtomic(path, json());
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
+    out.error(
+      `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
+    );
+    return false;
   }
 }
 
@@ -204,6 +281,24 @@ async function createNotifiers(
 function earlyResult(error: SchedulerError): CommandResult {
   const message = { code: error.code, message: error.message };
   return { exitCode: error.exitCode, error: message, json: () => "", human: () => "" };
+}
+
+type LogFormat = "human" | "json";
+
+/** The first valid log format of these (a flag's, then the environment's), else human. */
+function logFormat(...candidates: unknown[]): LogFormat {
+  const valid = (v: unknown): v is LogFormat => v === "human" || v === "json";
+  return candidates.find(valid) ?? "human";
+}
+
+/** The value of a flag as written on the command line (its last occurrence), before parsing. */
+function flagValue(argv: readonly string[], flag: string): string | undefined {
+  let value: string | undefined;
+  argv.forEach((arg, i) => {
+    if (arg === flag) value = argv[i + 1];
+    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
+  });
+  return value;
 }
 
 /** The signals a run stops gracefully on, and the error code each ends it with. */

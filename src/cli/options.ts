@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
+import { PING_URL_RULE } from "../reporters/ping.ts";
 
 /** The commands a flag belongs to: `global` flags work with every command, anywhere on the line. */
 export type OptionScope = "global" | "sweep";
@@ -26,6 +27,8 @@ export interface OptionSpec {
   parse?: (value: string, previous: unknown) => unknown;
   /** Applied by config after the flag and the environment. */
   default?: unknown;
+  /** The key (see optionKey) of a flag it cannot be given with: a usage error (exit 2). */
+  conflicts?: string;
 }
 
 /** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
@@ -46,6 +49,32 @@ function autoMax(value: string): number | undefined {
   const max = match[1] === undefined ? DEFAULTS.adaptiveMaxConcurrency : Number(match[1]);
   return max >= 1 && max <= LIMITS.concurrency ? max : undefined;
 }
+
+/** Milliseconds in each duration unit. */
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+type DurationUnit = keyof typeof UNIT_MS;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+
+/**
+ * A duration: a number with a unit (`500ms`, `10s`, `4m`, `1h`), or a bare number in `unit` as
+ * before units existed. The value comes out in `unit`, greater than 0 and at most `max`;
+ * milliseconds must come out whole (no timer is finer).
+ */
+function duration(unit: "ms" | "s", max: number, rule: string) {
+  return z.string().transform((v, ctx) => {
+    const match = DURATION.exec(v);
+    const given = (match?.[2] ?? unit) as DurationUnit;
+    // Rounded to the microsecond: 1.1 * 1000 is 1100.0000000000002 in floating point.
+    const ms = match ? Math.round(Number(match[1]) * UNIT_MS[given] * 1_000) / 1_000 : Number.NaN;
+    const value = ms / UNIT_MS[unit];
+    if (value > 0 && value <= max && (unit !== "ms" || Number.isInteger(value))) return value;
+    ctx.addIssue({ code: "custom", message: rule });
+    return z.NEVER;
+  });
+}
+
+/** How a duration rule's message ends: what a bare number means, and the units. */
+const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms, 10s, 4m, 1h`;
 
 /**
  * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
@@ -71,20 +100,48 @@ export const RULES = {
       error: `must be a number of requests per second greater than 0 (fractions allowed), at most ${LIMITS.maxRps}`,
     })
     .transform(Number),
-  milliseconds: wholeNumber(
-    1,
+  milliseconds: duration(
+    "ms",
     LIMITS.timerMs,
-    `must be a positive integer of milliseconds, at most ${LIMITS.timerMs}`,
+    `must be a duration of whole milliseconds greater than 0, at most ${LIMITS.timerMs}ms (24.8 days); ${units("milliseconds")}`,
   ),
   positive: wholeNumber(1, Number.MAX_SAFE_INTEGER, "must be a positive integer"),
   nonNegative: wholeNumber(0, Number.MAX_SAFE_INTEGER, "must be a whole number, 0 or more"),
-  seconds: z
-    .string()
-    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.timerSeconds, {
-      error: `must be a number of seconds greater than 0, at most ${LIMITS.timerSeconds} (24.8 days)`,
-    })
-    .transform(Number),
+  seconds: duration(
+    "s",
+    LIMITS.timerSeconds,
+    `must be a duration greater than 0, at most ${LIMITS.timerSeconds}s (24.8 days); ${units("seconds")}`,
+  ),
+  /** A file path the run writes to: an empty one is a mistake, not "no file". */
+  path: z.string().refine((v) => v !== "", { error: "must be a file path, not empty" }),
+  /** `--shard i/n`: this run's part of the list, as `{index, count}`. */
+  shard: z.string().transform((v, ctx) => {
+    const match = /^(\d+)\/(\d+)$/.exec(v);
+    const [index, count] = match ? [Number(match[1]), Number(match[2])] : [Number.NaN, 0];
+    if (count >= 1 && count <= LIMITS.shards && index < count) return { index, count };
+    ctx.addIssue({
+      code: "custom",
+      message: `must be i/n with 0 <= i < n <= ${LIMITS.shards}, e.g. 0/4 for the first of four shards`,
+    });
+    return z.NEVER;
+  }),
+  shards: wholeNumber(1, LIMITS.shards, `must be a whole number from 1 to ${LIMITS.shards}`),
+  /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
+  httpUrl: z.string().refine(isPlainHttpUrl, {
+    error: "must be an http:// or https:// URL without credentials, query or fragment",
+  }),
 } as const;
+
+/** http(s), parsable, with nothing the URL parser would quietly drop or we would log. */
+function isPlainHttpUrl(value: string): boolean {
+  if (/[\s\p{Cc}?#]/u.test(value)) return false;
+  const url = URL.parse(value);
+  return (
+    (url?.protocol === "http:" || url?.protocol === "https:") &&
+    url.username === "" &&
+    url.password === ""
+  );
+}
 
 /** Commander's parser for a rule: a refused value is a usage error naming the rule. */
 function byRule(rule: z.ZodType<unknown, string>): (value: string) => unknown {
@@ -128,6 +185,22 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "sweep",
     parse: pidList,
   },
+  {
+    flags: "--shard <i/n>",
+    description:
+      "only the patients whose pid mod n is i (0 <= i < n); records without a pid go to shard 0",
+    scope: "sweep",
+    env: "SHARD",
+    rule: RULES.shard,
+    conflicts: "shards",
+  },
+  {
+    flags: "--shards <n>",
+    description: "like --shard, with i from JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job)",
+    scope: "sweep",
+    env: "SHARDS",
+    rule: RULES.shards,
+  },
   { flags: "--dry-run", description: "fetch and predict, but write nothing", scope: "sweep" },
   {
     flags: "--concurrency <n>",
@@ -149,14 +222,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "global",
   },
   {
+    flags: "--log-format <format>",
+    description: "stderr as human lines or one JSON object per line",
+    scope: "global",
+    env: "LOG_FORMAT",
+    rule: z.enum(["human", "json"], { error: "must be human or json" }),
+    default: "human",
+  },
+  {
     flags: "--env-file <path>",
     description: "read settings from this file (default: .env, if there)",
     scope: "global",
   },
   {
-    flags: "--request-timeout <ms>",
-    description: "timeout of each request attempt",
+    flags: "--request-timeout <duration>",
+    description:
+      "timeout of each request attempt (a bare number is milliseconds; or 500ms, 10s, 4m)",
     scope: "global",
+    env: "REQUEST_TIMEOUT",
     rule: RULES.milliseconds,
     default: DEFAULTS.requestTimeoutMs,
   },
@@ -190,16 +273,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     rule: RULES.positive,
   },
   {
-    flags: "--deadline <seconds>",
+    flags: "--deadline <duration>",
     description:
-      "start nothing after this many seconds; in-flight work gets --grace, then is aborted",
+      "start nothing after this long (a bare number is seconds; or 500ms, 10s, 4m); in-flight work gets --grace, then is aborted",
     scope: "sweep",
+    env: "DEADLINE",
     rule: RULES.seconds,
   },
   {
-    flags: "--grace <seconds>",
-    description: "after a signal or the deadline, time for in-flight patients to finish",
+    flags: "--grace <duration>",
+    description:
+      "after a signal or the deadline, time for in-flight patients to finish (a bare number is seconds; or 500ms, 10s, 4m)",
     scope: "sweep",
+    env: "GRACE",
     rule: RULES.seconds,
     default: DEFAULTS.graceSeconds,
   },
@@ -207,5 +293,40 @@ export const OPTIONS: readonly OptionSpec[] = [
     flags: "--lock <file>",
     description: "skip this run (exit 7) while another run holds the lock",
     scope: "sweep",
+  },
+  {
+    flags: "--metrics-file <path>",
+    description:
+      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector)",
+    scope: "sweep",
+    env: "METRICS_FILE",
+    rule: RULES.path,
+  },
+  {
+    flags: "--pushgateway <url>",
+    description: "after each sweep, push its metrics to this Prometheus Pushgateway",
+    scope: "sweep",
+    env: "PUSHGATEWAY_URL",
+    rule: RULES.httpUrl,
+  },
+  {
+    flags: "--report-file <path>",
+    description: "also write the JSON report to this file, atomically (with or without --json)",
+    scope: "sweep",
+    rule: RULES.path,
+  },
+  {
+    flags: "--ping-url <url>",
+    description: "ping this healthchecks.io-style check URL when the sweep starts and ends",
+    scope: "sweep",
+    env: "PING_URL",
+    rule: PING_URL_RULE,
+  },
+  {
+    flags: "--state-dir <dir>",
+    description:
+      "keep the login's token and where to start the patient list here between runs (created 0700)",
+    scope: "sweep",
+    env: "STATE_DIRECTORY",
   },
 ];

@@ -35,6 +35,7 @@ function toOption(spec: OptionSpec): Option {
   const option = new Option(spec.flags, spec.description);
   const parse = commanderParser(spec);
   if (parse) option.argParser(parse);
+  if (spec.conflicts) option.conflicts(spec.conflicts);
   // Defaults are applied by config (after the environment), so commander only shows them.
   const notes = [
     spec.default !== undefined && `default: ${String(spec.default)}`,
@@ -59,8 +60,14 @@ export function buildProgram(onCommand: (invocation: Invocation) => void): Comma
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({
+      // Commander echoes a refused value: a URL's user:password part must not reach the logs.
       outputError: (message, write) =>
-        write(`ml-scheduler: ${message.replace(/^error: /, "").trim()} (see --help)\n`),
+        write(
+          `ml-scheduler: ${message
+            .replace(/^error: /, "")
+            .replace(/(\/\/)[^/\s@']*@/g, "$1***@")
+            .trim()} (see --help)\n`,
+        ),
     });
   for (const spec of OPTIONS) program.addOption(toOption(spec));
   const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");

@@ -6,13 +6,7 @@
  * Plain state; the sweep hands the number to p-limit.
  */
 import type { AttemptRecord } from "../services/http.ts";
-
-/** The concurrency an adaptive run used: its lowest, its highest, and where it ended. */
-export interface ConcurrencyRange {
-  min: number;
-  max: number;
-  final: number;
-}
+import type { ConcurrencyRange } from "./report.ts";
 
 /** Why the limiter moved: room to grow, latency that climbed, or a service that said it is full. */
 export type ConcurrencyCause = "headroom" | "latency" | "overload";

@@ -6,7 +6,13 @@
 import { LIMITS } from "../defaults.ts";
 import { UpstreamError } from "../errors.ts";
 import { describeIssues, Patient, PatientPid } from "../services/schemas.ts";
-import type { PatientResult } from "./report.ts";
+import type { PatientResult, Reason } from "./report.ts";
+
+/** This run's part of the list: the patients whose `pid mod count` is `index`. */
+export interface Shard {
+  index: number;
+  count: number;
+}
 
 export interface Selection {
   selected: Patient[];
@@ -19,9 +25,11 @@ type Checked = ReturnType<typeof Patient.safeParse>;
 /**
  * Splits the list into patients to handle and per-record failures. Throws UpstreamError (before
  * any result is built) when more than LIMITS.invalidRecords records, or more than half, are
- * invalid, whatever `wanted` selects: then the list itself is wrong.
+ * invalid, whatever `wanted` or `shard` selects: then the list itself is wrong, in every shard.
+ * With a shard, only its pids count (a wanted pid of another shard is that shard's to report),
+ * and records without a usable pid belong to shard 0, so that exactly one shard reports them.
  */
-export function selectPatients(list: unknown[], wanted?: number[]): Selection {
+export function selectPatients(list: unknown[], wanted?: number[], shard?: Shard): Selection {
   const checked = checkAll(list);
   const want = wanted === undefined ? undefined : new Set(wanted);
   const byPid = new Map<number, Patient | PatientResult>();
@@ -30,6 +38,7 @@ export function selectPatients(list: unknown[], wanted?: number[]): Selection {
   for (const [index, parsed] of checked.entries()) {
     const pid = parsed.success ? parsed.data.pid : PatientPid.safeParse(list[index]).data?.pid;
     if (want !== undefined && (pid === undefined || !want.has(pid))) continue;
+    if (shard !== undefined && !inShard(pid, shard)) continue;
     if (pid === undefined) {
       const detail = parsed.success ? "" : describeIssues(parsed.error);
       rejected.push(failed(null, "invalid_record", `record ${index}: ${detail}`));
@@ -44,7 +53,7 @@ export function selectPatients(list: unknown[], wanted?: number[]): Selection {
     }
   }
   for (const pid of want ?? []) {
-    if (!byPid.has(pid))
+    if (!byPid.has(pid) && (shard === undefined || inShard(pid, shard)))
       byPid.set(pid, failed(pid, "not_found", "the backend has no patient with this pid"));
   }
   const selected: Patient[] = [];
@@ -53,6 +62,11 @@ export function selectPatients(list: unknown[], wanted?: number[]): Selection {
     else selected.push(entry);
   }
   return { selected, rejected };
+}
+
+/** Whether a pid (undefined: a record without a usable pid) falls in the shard. */
+function inShard(pid: number | undefined, shard: Shard): boolean {
+  return (pid === undefined ? 0 : pid % shard.count) === shard.index;
 }
 
 /** Every record parsed, or the contract-break verdict as soon as it is certain. */
@@ -78,6 +92,6 @@ function checkAll(list: unknown[]): Checked[] {
   return checked;
 }
 
-function failed(pid: number | null, reason: string, detail: string): PatientResult {
+function failed(pid: number | null, reason: Reason, detail: string): PatientResult {
   return { pid, outcome: "failed", from: null, to: null, stage: "select", reason, detail };
 }

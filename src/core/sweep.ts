@@ -18,7 +18,7 @@ import type { SweepEvent } from "./events.ts";
 import { adaptivePacing, fixedPacing, type Pacing } from "./pacing.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
-import { type Selection, selectPatients } from "./select.ts";
+import { type Selection, type Shard, selectPatients } from "./select.ts";
 import { createStops, createThresholds, type Stops } from "./stops.ts";
 
 /** Rounds of `concurrency` patients handed to p-limit at once. */
@@ -37,6 +37,8 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
   dryRun: boolean;
   /** Only these pids; undefined means every patient. */
   patients?: number[] | undefined;
+  /** Only the pids of this shard (with `patients`: those of both); undefined means no sharding. */
+  shard?: Shard | undefined;
   /** Stop starting patients after this many in a row failed because a service is down. */
   breaker: number;
   /** Stop starting patients after this many failed of any kind. */
@@ -45,6 +47,13 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
   deadlineSeconds?: number | undefined;
   /** After a stop (signal, deadline), seconds in-flight patients get before they are aborted. */
   graceSeconds: number;
+  /**
+   * Start at this index (taken modulo their number) of the selected patients in pid order, and
+   * wrap around: runs cut short then take turns at the list (see `nextOffset`). The backend's own
+   * order (by status, then arbitrary, changing as statuses do) could not be taken in turns.
+   * Undefined: the backend's order, from its first patient.
+   */
+  offset?: number | undefined;
 }
 
 export interface SweepOptions {
@@ -59,6 +68,8 @@ export interface SweepOptions {
   runId?: string | undefined;
   /** Every fact of the run as it happens (see SweepEvent); a throw here is a bug (exit 70). */
   onEvent?: ((event: SweepEvent) => void) | undefined;
+  /** The token of every login, re-logins included (see BackendOptions.onToken); never printed. */
+  onToken?: ((token: string) => void) | undefined;
 }
 
 /**
@@ -75,6 +86,8 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   let waiting = Number.POSITIVE_INFINITY;
   let inFlight = 0;
   let preparing = true;
+  /** Where the selected list started (see SweepConfig.offset); 0 until it is known. */
+  let offset = 0;
   const emit = (event: SweepEvent) => options.onEvent?.(event);
   const stops = createStops(config, {
     signal: options.signal,
@@ -118,9 +131,16 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
       }
     };
     const hooks = { signal, onRequest, onAttempt };
-    const backend = createBackend({ ...config, baseUrl: config.patientServer, ...hooks });
+    const backend = createBackend({
+      ...config,
+      baseUrl: config.patientServer,
+      ...hooks,
+      onToken: options.onToken,
+    });
     const ml = createMl({ ...config, baseUrl: config.mlServer, ...hooks });
-    const { selected, rejected } = await prepare(backend, ml, config, emit, stops);
+    const { selected: listed, rejected } = await prepare(backend, ml, config, emit, stops);
+    offset = listed.length === 0 ? 0 : (config.offset ?? 0) % listed.length;
+    const selected = config.offset === undefined ? listed : rotate(listed.toSorted(byPid), offset);
     preparing = false;
     waiting = selected.length;
     emit({ type: "run_started", patients: selected.length + rejected.length });
@@ -182,6 +202,8 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     dryRun: config.dryRun,
     concurrency: config.concurrency,
     adaptive: pacing.range(),
+    offset,
+    shard: config.shard,
     exitCode,
     error: ended ? { code: ended.code, message: ended.message } : null,
     patients: results,
@@ -221,7 +243,30 @@ async function prepare(
   unlessStopped();
   const list = await backend.fetchAllPatients().catch(upstream("Fetching the patient list"));
   unlessStopped();
-  return selectPatients(list, config.patients);
+  return selectPatients(list, config.patients, config.shard);
+}
+
+/**
+ * Where the next run starts so that runs cut short take turns at the list: after the patients this
+ * one started (they form a prefix of its rotated list, as no patient starts after a stop). Over
+ * runs that each start at least one patient of an unchanged list of n, every patient starts
+ * within n runs, within ceil(n/k) when each starts k. Undefined when the run never reached the
+ * list, or found it empty: the next run keeps the same offset.
+ */
+export function nextOffset(report: Report): number | undefined {
+  // Records rejected at selection (stage "select") were never in the rotated list.
+  const listed = report.patients.filter((p) => p.stage !== "select");
+  if (listed.length === 0) return undefined;
+  const started = listed.filter((p) => p.outcome !== "not_started").length;
+  return (report.offset + started) % listed.length;
+}
+
+function byPid(a: Patient, b: Patient): number {
+  return a.pid - b.pid;
+}
+
+function rotate<T>(list: T[], offset: number): T[] {
+  return [...list.slice(offset), ...list.slice(0, offset)];
 }
 
 function notStarted(patient: Patient): PatientResult {

@@ -7,7 +7,14 @@ import { OUTCOMES, type Outcome, type PatientResult, type Report } from "../core
 /** Outcomes worth a line of their own in the human form. */
 const LISTED: ReadonlySet<Outcome> = new Set(["updated", "would_update", "failed", "interrupted"]);
 
+/** The human form: the counts, one line per patient worth one, the error and the exit code. */
 export function formatHuman(report: Report): string {
+  const { error } = report;
+  // A run that ended before its first patient (the login, the ML check or the patient list
+  // failed; a signal or the deadline came first) has no counts worth leading with.
+  if (error && report.patients.length === 0) {
+    return `No patient was swept (${error.code}): ${error.message}\nExit code ${report.exitCode}\n`;
+  }
   const c = report.counts;
   const lines = [
     `${report.dryRun ? "Dry run: " : ""}${c.selected} patients in ${(report.durationMs / 1000).toFixed(1)}s: ` +
@@ -19,7 +26,7 @@ export function formatHuman(report: Report): string {
     if (!LISTED.has(p.outcome)) continue;
     lines.push(`  ${p.pid === null ? "pid ?" : `pid ${p.pid}`}: ${describe(p)}`);
   }
-  if (report.error) lines.push(`Error (${report.error.code}): ${report.error.message}`);
+  if (error) lines.push(`Error (${error.code}): ${error.message}`);
   lines.push(`Exit code ${report.exitCode}`);
   return `${lines.join("\n")}\n`;
 }

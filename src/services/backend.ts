@@ -37,7 +37,13 @@ export interface Credentials {
 }
 
 export interface BackendOptions extends ServiceSettings, Omit<ClientHooks, "service"> {
+  /** `token`, when set, is tried first (a configured or a cached one) and replaced by a login. */
   credentials: Credentials;
+  /**
+   * Called with the token of every login, re-logins mid-sweep included, once it is in use (the CLI
+   * caches it for the next run). A throw here is a bug.
+   */
+  onToken?: ((token: string) => void) | undefined;
 }
 
 export interface BackendClient {
@@ -98,6 +104,7 @@ export function createBackend(options: BackendOptions): BackendClient {
     }
     token = parseBody(expectOk(answer), LoginResponse).token;
     generation++;
+    options.onToken?.(token);
   }
 
   /**

@@ -40,19 +40,30 @@ export interface ServiceSettings {
   maxRps?: number | undefined;
 }
 
+/**
+ * Why a request failed, as the report's `reason`; besides these, `http_<status>` for an answer
+ * that is not 2xx. The report's schema (and report.schema.json) lists them from here.
+ */
+export const REQUEST_REASONS = [
+  "timeout",
+  "unreachable",
+  "invalid_response",
+  "body_too_large",
+  "redirect_refused",
+  "unconfirmed_write",
+  "aborted",
+] as const;
+export type RequestReason = (typeof REQUEST_REASONS)[number] | `http_${number}`;
+
 /** Why one request failed, as a report's stable reason code and a one-line detail. */
 export class RequestFailure extends Error {
   override name = "RequestFailure";
-  /**
-   * snake_case: `timeout`, `unreachable`, `http_500`, `invalid_response`, `body_too_large`,
-   * `redirect_refused`, `aborted`.
-   */
-  readonly reason: string;
+  readonly reason: RequestReason;
   /** HTTP status when the service answered. */
   readonly status: number | undefined;
   /** Attempts the request made, the first included (1 when it failed after parsing). */
   attempts = 1;
-  constructor(reason: string, detail: string, status?: number, options?: ErrorOptions) {
+  constructor(reason: RequestReason, detail: string, status?: number, options?: ErrorOptions) {
     super(detail, options);
     this.reason = reason;
     this.status = status;
@@ -353,7 +364,7 @@ async function exchange(
  * (the password) to any host and turn a 303 or a POST's 301/302 into a GET. Refused redirects
  * resolve as the 3xx answer itself, which `send` turns into `redirect_refused`, never retried.
  */
-function sameOriginRedirect(origin: string) {
+export function sameOriginRedirect(origin: string) {
   return (response: PlainResponse): boolean => {
     const location = response.headers.location;
     if (location === undefined || redirectTarget(location, response.url)?.origin !== origin) {
@@ -376,7 +387,7 @@ function redirectTarget(location: string, from: string): URL | null {
 function toFailure(error: unknown, route: string): RequestFailure {
   // got wraps every failure of the request itself; anything else is a bug and must surface.
   if (!(error instanceof RequestError)) throw error;
-  const fail = (reason: string, detail: string) =>
+  const fail = (reason: RequestReason, detail: string) =>
     new RequestFailure(reason, `${route}: ${detail}`, undefined, { cause: error });
   if (error instanceof TimeoutError) return fail("timeout", "timed out");
   if (error instanceof AbortError) return fail("aborted", "aborted");

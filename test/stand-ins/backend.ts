@@ -46,6 +46,8 @@ export interface BackendOptions {
   vitalTimestamps?: boolean;
   /** order inside a status id is arbitrary: shuffle it with this seed */
   shuffleSeed?: number;
+  /** default: a free port the system picks */
+  port?: number;
 }
 export interface Backend extends StandIn {
   readonly patients: Map<number, SeedPatient>;
@@ -281,6 +283,6 @@ DETAIL:  Key (status)=(${status}) is not present in table "status".
 
 export async function startBackend(opts: BackendOptions = {}): Promise<Backend> {
   const backend = new BackendServer(opts);
-  await backend.listen();
+  await backend.listen(opts.port);
   return backend;
 }

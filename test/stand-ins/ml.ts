@@ -18,6 +18,8 @@ import { StandInServer } from "./server.ts";
 export interface MlOptions {
   /** "html": /health (and every path but /predict) answers the web app's page with 200, like the production nginx */
   health?: "ok" | "html" | "404";
+  /** default: a free port the system picks */
+  port?: number;
 }
 export interface Ml extends StandIn {
   readonly predictions: Array<{ seq: number; vitals: Vital[]; status: 1 | 9 }>;
@@ -125,6 +127,6 @@ class MlServer extends StandInServer implements Ml {
 
 export async function startMl(opts: MlOptions = {}): Promise<Ml> {
   const ml = new MlServer(opts);
-  await ml.listen();
+  await ml.listen(opts.port);
   return ml;
 }

@@ -147,10 +147,11 @@ export class StandInServer implements StandIn {
     });
   }
 
-  listen(): Promise<void> {
+  /** Listens on 127.0.0.1: on `port`, else on one the system picks. */
+  listen(port = 0): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(0, "127.0.0.1", () => {
+      this.#server.listen(port, "127.0.0.1", () => {
         this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
         resolve();
       });

@@ -1,0 +1,48 @@
+/**
+ * Files replaced whole or not at all: a reader (node_exporter's textfile collector, a log shipper
+ * reading the report) sees the old content or the new one, never half of it.
+ */
+import { randomBytes } from "node:crypto";
+import { open, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+/**
+ * Writes `text` to `path` atomically: into a temporary file beside it (same directory, so the
+ * rename stays on one file system), flushed to disk, then renamed over the target. The temporary
+ * name starts with a dot and ends in `.tmp`, so the textfile collector (which reads `*.prom`)
+ * never picks it up. Throws the file system's error (with its `code`); nothing is left behind.
+ */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  let created = false;
+  try {
+    const file = await open(temp, "wx", 0o644);
+    created = true;
+    try {
+      await file.writeFile(text, "utf8");
+      // Without it, a crash after the rename can leave an empty file under the target's name.
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+    created = false;
+  } finally {
+    if (created) await unlink(temp).catch(() => {});
+  }
+  await syncDirectory(dirname(path));
+}
+
+/** Makes the rename itself durable; best effort (some file systems refuse to sync a directory). */
+async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // The file is in place either way.
+  }
+}

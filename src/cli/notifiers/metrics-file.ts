@@ -1,0 +1,55 @@
+/**
+ * `--metrics-file`: after every sweep whose settings could be read, the run's metrics for
+ * node_exporter's textfile collector, replacing the file atomically. A run that did not succeed
+ * carries the last success forward from the file it replaces, so an alert on its age works.
+ */
+import {
+  countRequest,
+  emptyTally,
+  epochSeconds,
+  formatMetrics,
+  lastSuccessIn,
+  shardLabel,
+  succeeded,
+} from "../../reporters/metrics.ts";
+import { writeFileAtomic } from "../atomic-write.ts";
+import type { NotifierFactory } from "../lifecycle.ts";
+import { readBounded } from "../read-file.ts";
+
+/** Our own file is a few KiB; anything larger is not ours to parse. */
+const MAX_PREVIOUS_BYTES = 64 * 1024;
+
+/** The metrics-file notifier, when `--metrics-file` (or METRICS_FILE) is set. */
+export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
+  const path = options.metricsFile;
+  if (typeof path !== "string") return undefined;
+  const tally = emptyTally();
+  const labels = shardLabel(options.shard);
+  return {
+    event: (event) => countRequest(tally, event),
+    async finish(end) {
+      // `check` shares the environment (METRICS_FILE) but is no sweep: the file describes sweeps.
+      if (end.command !== "sweep") return;
+      const lastSuccess = succeeded(end.exitCode)
+        ? epochSeconds(end.finishedAt)
+        : previousLastSuccess(path);
+      try {
+        await writeFileAtomic(path, formatMetrics(end, tally, lastSuccess, labels));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
+        warn(
+          `The metrics file ${path} could not be written (${code}): check that its directory exists and is writable. The exit code is unchanged.`,
+        );
+      }
+    },
+  };
+};
+
+/**
+ * The last success the existing file records; 0 when there is none (no file yet, or one that is
+ * not a small regular file), which an alert on its age treats as "never".
+ */
+function previousLastSuccess(path: string): number {
+  const text = readBounded(path, MAX_PREVIOUS_BYTES);
+  return typeof text === "string" ? (lastSuccessIn(text) ?? 0) : 0;
+}

@@ -1,0 +1,309 @@
+/**
+ * Logs on stderr: `--log-format json` (every line one JSON object with the run's id), Node's
+ * process warnings through the same logger, and the human lines' wording.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
+import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
+import { tempDir } from "./helpers/temp.ts";
+import type { RecordedRequest } from "./stand-ins/server.ts";
+
+const BUG = fileURLToPath(new URL("./fixtures/bug.mjs", import.meta.url));
+const WARNING = fileURLToPath(new URL("./fixtures/warning.mjs", import.meta.url));
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const VITAL_FIELDS = ["heart_rate", "sao2", "respiration", "systolic", "diastolic"];
+const isVitals = (r: RecordedRequest) => r.path === "/api/patient/fetchVitals";
+
+type LogLine = Record<string, unknown> & { time: string; level: string; msg: string };
+
+/** Every stderr line as JSON, each checked for the fields every line carries. */
+function jsonLines(stderr: string, runId?: string): LogLine[] {
+  const lines = stderr.split("\n");
+  assert.equal(lines.pop(), "", "stderr ends with a newline");
+  assert.ok(lines.length > 0, "something was logged");
+  return lines.map((text) => {
+    const line = JSON.parse(text) as LogLine;
+    assert.match(line.time, ISO_TIME, text);
+    assert.ok(!Number.isNaN(Date.parse(line.time)), text);
+    assert.ok(["error", "warn", "info", "debug"].includes(line.level), text);
+    assert.equal(typeof line.msg, "string", text);
+    assert.ok(line.msg.length > 0, text);
+    assert.match(String(line.run_id), /^[0-9a-f-]{36}$/, text);
+    if (runId !== undefined) assert.equal(line.run_id, runId, text);
+    return line;
+  });
+}
+
+/** No password, token, patient name or vital in any of these outputs. */
+function assertNothingSecret(outputs: string[], words: string[]) {
+  const all = outputs.join("\n");
+  for (const word of words) assert.ok(!all.includes(word), `output leaked "${word}"`);
+  for (const field of VITAL_FIELDS) assert.ok(!all.includes(field), `output names ${field}`);
+}
+
+/** The bearer tokens the backend saw, which must never be printed. */
+function tokensSeen(requests: RecordedRequest[]): string[] {
+  const headers = requests.map((r) => String(r.headers.authorization ?? ""));
+  return [...new Set(headers.filter((h) => h.startsWith("Bearer ")).map((h) => h.slice(7)))];
+}
+
+test("--log-format json --verbose: every stderr line is JSON with the run's id, a failed patient's and each request's fields", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  backend.fault((r) => isVitals(r) && r.query.get("key") === "2", {
+    kind: "status",
+    status: 500,
+  });
+  const res = await run(["--log-format", "json", "--verbose", "--json", "--retries", "0"], {
+    env,
+  });
+  assert.equal(res.code, 1, res.stderr);
+  const report = parseReport(res.stdout);
+  const lines = jsonLines(res.stderr, report.runId);
+
+  const failed = lines.filter((l) => l.outcome === "failed");
+  assert.equal(failed.length, 1, res.stderr);
+  assert.equal(failed[0]?.level, "warn");
+  assert.equal(failed[0]?.pid, 2);
+  assert.equal(failed[0]?.stage, "vitals");
+  assert.equal(failed[0]?.reason, "http_500");
+
+  const patients = lines.filter((l) => "pid" in l);
+  assert.deepEqual(patients.map((l) => l.pid).toSorted(), [1, 2, 3, 4, 5, 6, 7, 8]);
+  const alerted = patients.find((l) => l.pid === 6);
+  assert.equal(alerted?.level, "debug");
+  assert.deepEqual([alerted?.outcome, alerted?.from, alerted?.to], ["updated", 10, 1]);
+  assert.match(alerted?.msg ?? "", /Unobserved -> Alert/);
+
+  const requests = lines.filter((l) => "route" in l);
+  assert.equal(requests.length, backend.requests.length + ml.requests.length, "one per request");
+  for (const r of requests) {
+    assert.equal(r.level, "debug");
+    assert.ok(r.service === "backend" || r.service === "ml", String(r.service));
+    assert.match(String(r.route), /^(GET|POST|PUT) \/[^?\s]*$/, "a route without its query");
+    assert.equal(typeof r.status, "number");
+    assert.equal(r.attempts, 1);
+    assert.equal(typeof r.duration_ms, "number");
+  }
+  const vitals500 = requests.find((r) => r.status === 500);
+  assert.deepEqual(
+    [vitals500?.service, vitals500?.route],
+    ["backend", "GET /api/patient/fetchVitals"],
+  );
+  assert.ok(!res.stderr.includes("\u001b"), "no progress line, no colour");
+  assertNothingSecret(
+    [res.stdout, res.stderr],
+    secretsOf(demoPatients(), tokensSeen(backend.requests)),
+  );
+});
+
+test("LOG_FORMAT=json works from the environment and from the env file", async (t) => {
+  const { backend, env } = await startServices(t);
+  const fromEnv = await run(["--json"], { env: { ...env, LOG_FORMAT: "json" } });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  const lines = jsonLines(fromEnv.stderr, parseReport(fromEnv.stdout).runId);
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.msg, l.patients]),
+    [["info", "Sweeping 8 patients", 8]],
+    "no debug line without --verbose",
+  );
+
+  const dir = tempDir(t, "logs");
+  const file = join(dir, "scheduler.env");
+  writeFileSync(
+    file,
+    `${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n")}\n`,
+  );
+  writeFileSync(file, "LOG_FORMAT=json\n", { flag: "a" });
+  const fromFile = await run(["--json", "--env-file", file], { env: {} });
+  assert.equal(fromFile.code, 0, fromFile.stderr);
+  jsonLines(fromFile.stderr, parseReport(fromFile.stdout).runId);
+
+  const flagWins = await run(["--log-format", "human", "--env-file", file], { env: {} });
+  assert.equal(flagWins.code, 0, flagWins.stderr);
+  assert.match(flagWins.stderr, /^\[info\] Sweeping 8 patients$/m);
+  assertNothingSecret(
+    [fromEnv.stderr, fromFile.stderr, flagWins.stderr],
+    secretsOf(demoPatients(), tokensSeen(backend.requests)),
+  );
+});
+
+test("a bad LOG_FORMAT is exit 3 naming it; a bad --log-format is exit 2", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+  const badEnv = await run([], { env: { ...env, LOG_FORMAT: "xml" } });
+  assert.equal(badEnv.code, 3, badEnv.stderr);
+  assert.match(badEnv.stderr, /^\[error\] LOG_FORMAT must be human or json$/m);
+
+  const dir = tempDir(t, "logs");
+  const file = join(dir, "scheduler.env");
+  writeFileSync(file, "LOG_FORMAT=JSON\n");
+  const badFile = await run(["--env-file", file], { env });
+  assert.equal(badFile.code, 3, badFile.stderr);
+  assert.match(badFile.stderr, /LOG_FORMAT must be human or json/);
+
+  const badFlag = await run(["--log-format", "xml"], { env });
+  assert.equal(badFlag.code, 2, badFlag.stderr);
+  assert.match(
+    badFlag.stderr,
+    /^ml-scheduler: option '--log-format <format>' argument 'xml' is invalid\. It must be human or json\. \(see --help\)$/m,
+  );
+  // LOG_FORMAT=json still says the bad flag as JSON: the flag's own value is unknown.
+  const badFlagJson = await run(["--log-format", "xml"], { env: { ...env, LOG_FORMAT: "json" } });
+  assert.equal(badFlagJson.code, 2, badFlagJson.stderr);
+  const [usage, ...rest] = jsonLines(badFlagJson.stderr);
+  assert.deepEqual(rest, []);
+  assert.deepEqual([usage?.level, usage?.code], ["error", "usage"]);
+  assert.match(usage?.msg ?? "", /'--log-format <format>' argument 'xml' is invalid/);
+  assert.equal(backend.requests.length + ml.requests.length, 0);
+});
+
+test("errors before the sweep are JSON too: usage (exit 2), config (exit 3), the lock (exit 7, a warning)", async (t) => {
+  const { backend, ml, env } = await startServices(t);
+
+  const usage = await run(["--log-format=json", "--bogus", "--json"], { env });
+  assert.equal(usage.code, 2, usage.stderr);
+  const [unknown, ...more] = jsonLines(usage.stderr, parseReport(usage.stdout).runId);
+  assert.deepEqual(more, []);
+  assert.deepEqual(
+    [unknown?.level, unknown?.code, unknown?.msg],
+    ["error", "usage", "unknown option '--bogus'"],
+  );
+
+  const { ML_SERVER: _, ...noMl } = env;
+  for (const [how, args, extra] of [
+    ["the flag", ["--log-format", "json"], {}],
+    ["the environment", [], { LOG_FORMAT: "json" }],
+  ] as const) {
+    const config = await run(["--json", ...args], { env: { ...noMl, ...extra } });
+    assert.equal(config.code, 3, `${how}: ${config.stderr}`);
+    const [line, ...others] = jsonLines(config.stderr, parseReport(config.stdout).runId);
+    assert.deepEqual(others, [], how);
+    assert.deepEqual([line?.level, line?.code], ["error", "config"], how);
+    assert.match(line?.msg ?? "", /^ML_SERVER is required/, how);
+  }
+  // From the env file too, when it can be read: the error is elsewhere.
+  const file = join(tempDir(t, "logs"), "scheduler.env");
+  writeFileSync(file, "LOG_FORMAT=json\n");
+  const fromFile = await run(["--env-file", file], { env: noMl });
+  assert.equal(fromFile.code, 3, fromFile.stderr);
+  assert.equal(jsonLines(fromFile.stderr)[0]?.code, "config");
+
+  const lock = join(tempDir(t, "logs"), "sweep.lock");
+  writeFileSync(lock, `${process.pid}\n${hostname()}\n`);
+  const held = await run(["--lock", lock, "--log-format", "json", "--json"], { env });
+  assert.equal(held.code, 7, held.stderr);
+  const [locked, ...after] = jsonLines(held.stderr, parseReport(held.stdout).runId);
+  assert.deepEqual(after, []);
+  assert.deepEqual([locked?.level, locked?.code], ["warn", "locked"]);
+  assert.match(locked?.msg ?? "", /this run did nothing/);
+  assert.equal(backend.requests.length + ml.requests.length, 0);
+});
+
+test("a bug (exit 70) and a signal are JSON lines; the stack only with --verbose, as a field", async (t) => {
+  const { backend, env } = await startServices(t);
+  const bugEnv = { ...env, BUG_AFTER_PARSES: "7", BUG_MODE: "throw" };
+  for (const verbose of [false, true]) {
+    const args = ["--log-format", "json", "--json", ...(verbose ? ["--verbose"] : [])];
+    const res = await run(args, { env: bugEnv, nodeArgs: ["--import", BUG] });
+    assert.equal(res.code, 70, res.stderr);
+    const lines = jsonLines(res.stderr, parseReport(res.stdout).runId);
+    const bugs = lines.filter((l) => l.code === "internal");
+    assert.equal(bugs.length, 1, res.stderr);
+    assert.equal(bugs[0]?.level, "error");
+    assert.match(
+      bugs[0]?.msg ?? "",
+      /^Internal error \(a bug, please report it\): TypeError: injected bug$/,
+    );
+    if (verbose) assert.match(String(bugs[0]?.stack), /^TypeError: injected bug\n\s+at /);
+    else assert.equal(bugs[0]?.stack, undefined);
+  }
+
+  const hold = backend.hold((r) => isVitals(r) && r.query.get("key") === "3");
+  const res = await run(["--log-format", "json", "--concurrency", "1", "--patient", "3,2"], {
+    env,
+    onSpawn: async (child) => {
+      await hold.waitFor();
+      child.kill("SIGTERM");
+      await waitForStderr(child, /SIGTERM: no new patient starts/);
+      hold.release();
+    },
+  });
+  assert.equal(res.code, 143, res.stderr);
+  const stopped = jsonLines(res.stderr).filter((l) => l.code === "sigterm");
+  assert.equal(stopped.length, 1, res.stderr);
+  assert.equal(stopped[0]?.level, "warn");
+});
+
+test("a process warning is one log line, name and message only, in either format", async (t) => {
+  const { env } = await startServices(t);
+  const nodeArgs = ["--import", WARNING];
+  const json = await run(["--log-format", "json", "--json"], { env, nodeArgs });
+  assert.equal(json.code, 0, json.stderr);
+  const warnings = jsonLines(json.stderr, parseReport(json.stdout).runId).filter(
+    (l) => l.level === "warn",
+  );
+  assert.deepEqual(
+    warnings.map((l) => l.msg),
+    ["ExperimentalWarning: a stand-in feature is experimental"],
+  );
+
+  const human = await run([], { env, nodeArgs });
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stderr, /^\[warn\] ExperimentalWarning: a stand-in feature is experimental$/m);
+  for (const res of [json, human]) {
+    assert.ok(!res.stderr.includes("(node:"), "Node's own printer is gone");
+    assert.ok(!res.stderr.includes("detail-that-is-never-logged"));
+  }
+  // Node told to print no warnings: neither do we.
+  const quiet = await run([], { env: { ...env, NODE_NO_WARNINGS: "1" }, nodeArgs });
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.doesNotMatch(quiet.stderr, /ExperimentalWarning/);
+});
+
+test("human lines name statuses and say why a patient was skipped", async (t) => {
+  // Status 42 is no id of the status table: it is shown by its number.
+  const patients = demoPatients().map((p) => (p.pid === 1 ? { ...p, status: 42 } : p));
+  const { env } = await startServices(t, { backend: { patients } });
+  const res = await run(["--verbose"], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /^\[debug\] pid 2: updated \(Normal -> Alert\)$/m);
+  assert.match(res.stderr, /^\[debug\] pid 3: updated \(Alert -> Normal\)$/m);
+  assert.match(res.stderr, /^\[debug\] pid 4: unchanged \(Alert\)$/m);
+  assert.match(res.stderr, /^\[debug\] pid 1: updated \(status 42 -> Normal\)$/m);
+  assert.match(
+    res.stderr,
+    /^\[debug\] pid 8: skipped: fewer than five vitals, nothing to predict from$/m,
+  );
+  assert.doesNotMatch(res.stderr, /"route"|GET \//, "request lines are for --log-format json");
+});
+
+test("a run that swept no patient says so and why, not '0 patients in'; a held lock is a warning", async (t) => {
+  const { backend, env } = await startServices(t);
+  backend.fault((r) => r.path === "/api/login/", { kind: "status", status: 500 });
+  const failed = await run(["--retries", "0"], { env });
+  assert.equal(failed.code, 5, failed.stderr);
+  assert.doesNotMatch(failed.stdout, /patients in/);
+  assert.match(failed.stdout, /^No patient was swept \(upstream\): Login failed: .*HTTP 500/);
+  assert.match(failed.stdout, /^Exit code 5$/m);
+  assert.equal(failed.stdout.match(/HTTP 500/g)?.length, 1, "the error is said once");
+
+  const { ML_SERVER: _, ...noMl } = env;
+  const config = await run([], { env: noMl });
+  assert.equal(config.code, 3, config.stderr);
+  assert.doesNotMatch(config.stdout, /patients in/);
+  assert.match(config.stderr, /^\[error\] ML_SERVER is required/m);
+
+  const lock = join(tempDir(t, "logs"), "sweep.lock");
+  writeFileSync(lock, `${process.pid}\n${hostname()}\n`);
+  const held = await run(["--lock", lock], { env });
+  assert.equal(held.code, 7, held.stderr);
+  assert.doesNotMatch(held.stdout, /patients in/);
+  assert.match(held.stderr, /^\[warn\] .*this run did nothing/m);
+  assert.doesNotMatch(held.stderr, /\[error\]/);
+});
