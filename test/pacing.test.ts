@@ -4,6 +4,8 @@
  * overload answers and climbing latency, never past its max), against the stand-ins' capacity knob.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { RULES } from "../src/cli/options.ts";
 import { adaptivePacing, type ConcurrencyCause } from "../src/core/pacing.ts";
@@ -12,6 +14,7 @@ import type { AttemptRecord } from "../src/services/http.ts";
 import { createRateCap } from "../src/services/rate.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
+import { tempDir } from "./helpers/temp.ts";
 import { DEMO_USER, makePatients } from "./stand-ins/seed.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
 
@@ -339,6 +342,43 @@ test("the report: concurrency is the number, or auto's max; adaptive is auto's r
   assert.equal(report.adaptive.min, 1);
   assert.ok(report.adaptive.max <= 3, JSON.stringify(report.adaptive));
   assert.ok(report.adaptive.final >= 1 && report.adaptive.final <= report.adaptive.max);
+});
+
+test("auto's moves are debug log lines, and the metrics export where it ended", async (t) => {
+  const { backend, ml, env } = await startServices(t, {
+    backend: { patients: makePatients(60) },
+  });
+  backend.latencyMs = 20;
+  ml.latencyMs = 10;
+  const path = join(tempDir(t, "pacing"), "ml_scheduler.prom");
+  const res = await run(
+    [
+      "--json",
+      "--concurrency",
+      "auto:3",
+      "--metrics-file",
+      path,
+      "--log-format",
+      "json",
+      "--verbose",
+    ],
+    { env },
+  );
+  assert.equal(res.code, 0, res.stderr);
+  const report = parseReport(res.stdout);
+  const moves = res.stderr
+    .split("\n")
+    .filter((line) => line.includes('"concurrency"'))
+    .map((line) => JSON.parse(line));
+  assert.ok(moves.length > 0, "the limiter moved at least once");
+  for (const move of moves) {
+    assert.equal(move.level, "debug");
+    assert.ok(["headroom", "latency", "overload"].includes(move.cause), move.cause);
+    assert.ok(move.concurrency >= 1 && move.concurrency <= 3, move.concurrency);
+  }
+  assert.equal(moves.at(-1).concurrency, report.adaptive.final);
+  const metric = /^ml_scheduler_concurrency (\d+)$/m.exec(readFileSync(path, "utf8"));
+  assert.equal(Number(metric?.[1]), report.adaptive.final);
 });
 
 test("the capacity stand-in queues requests above k in flight and answers 429 above 2k", async (t) => {
