@@ -4,6 +4,8 @@
  */
 export const DEFAULTS = {
   concurrency: 4,
+  /** The most patients in flight `--concurrency auto` may reach when no `auto:<max>` says. */
+  adaptiveMaxConcurrency: 64,
   requestTimeoutMs: 10_000,
   retries: 2,
   /** First retry delay; it doubles each retry, with jitter. */
@@ -23,6 +25,8 @@ export const DEFAULTS = {
 /** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */
 export const LIMITS = {
   concurrency: 1_024,
+  /** `--max-rps`: a cap above this is no cap a service would notice. */
+  maxRps: 10_000,
   /** Node's timers hold at most 2^31-1 ms; a longer one fires after 1 ms instead. */
   timerMs: 2 ** 31 - 1,
   /** The longest duration in seconds whose timer still fits (about 24.8 days). */

@@ -115,6 +115,7 @@ test("the validator and the schema refuse what a report must not hold", () => {
     durationMs: 412,
     dryRun: false,
     concurrency: 4,
+    adaptive: null,
     offset: 0,
     shard: null,
     exitCode: 1,

@@ -69,7 +69,7 @@ test("--concurrency and CONCURRENCY refuse the same values, past 1024 included",
     assertRefused(
       variable,
       3,
-      /^\[error\] CONCURRENCY must be a positive integer, at most 1024$/m,
+      /^\[error\] CONCURRENCY must be a positive integer, at most 1024, or auto /m,
       value,
     );
   }

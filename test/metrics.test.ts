@@ -20,6 +20,7 @@ const FAMILIES = [
   "ml_scheduler_run_duration_seconds",
   "ml_scheduler_exit_code",
   "ml_scheduler_patients",
+  "ml_scheduler_concurrency",
   "ml_scheduler_requests",
 ];
 
@@ -123,6 +124,7 @@ test("the metrics file is Prometheus text describing the last run, a failed pati
     assert.equal(m.one("ml_scheduler_patients", { outcome }), count, outcome);
   }
   assert.equal(m.one("ml_scheduler_exit_code"), 1);
+  assert.equal(m.one("ml_scheduler_concurrency"), 4, "the fixed --concurrency");
   const lastRun = m.one("ml_scheduler_last_run_timestamp_seconds");
   assert.ok(lastRun >= before - 1 && lastRun <= after + 1, "last run is this run's end");
   assert.equal(m.one("ml_scheduler_last_success_timestamp_seconds"), lastRun, "exit 1 succeeds");

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
-import { OPTIONS, optionKey } from "./options.ts";
+import { type ConcurrencySetting, OPTIONS, optionKey } from "./options.ts";
 import { type FileProblem, readBounded } from "./read-file.ts";
 
 export { DEFAULTS };
@@ -25,7 +25,8 @@ export interface ConfigFlags {
   shard?: Shard | undefined;
   shards?: number | undefined;
   dryRun?: boolean | undefined;
-  concurrency?: number | undefined;
+  concurrency?: ConcurrencySetting | undefined;
+  maxRps?: number | undefined;
   requestTimeout?: number | undefined;
   retries?: number | undefined;
   breaker?: number | undefined;
@@ -106,6 +107,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = servers.data as z.infer<typeof ServersSchema>;
   const o = options as ConfigFlags;
+  const concurrency = o.concurrency ?? DEFAULTS.concurrency;
 
   return {
     options,
@@ -113,7 +115,9 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       patientServer: data.PATIENT_SERVER,
       mlServer: data.ML_SERVER,
       credentials,
-      concurrency: o.concurrency ?? DEFAULTS.concurrency,
+      concurrency: typeof concurrency === "number" ? concurrency : concurrency.auto,
+      adaptive: typeof concurrency !== "number",
+      maxRps: o.maxRps,
       dryRun: o.dryRun ?? false,
       patients: o.patient,
       shard: o.shard,

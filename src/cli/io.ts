@@ -62,12 +62,13 @@ export function processIo(): ProcessIo {
     },
     earlyJson(exitCode, code, message, flags = {}) {
       const now = new Date();
+      const concurrency = flags.concurrency ?? DEFAULTS.concurrency;
       const report = buildReport({
         runId: io.runId,
         startedAt: now,
         finishedAt: now,
         dryRun: flags.dryRun === true,
-        concurrency: flags.concurrency ?? DEFAULTS.concurrency,
+        concurrency: typeof concurrency === "number" ? concurrency : concurrency.auto,
         exitCode,
         error: { code, message },
         patients: [],

@@ -39,6 +39,17 @@ function wholeNumber(min: number, max: number, rule: string) {
     .transform(Number);
 }
 
+/** `--concurrency`: a fixed number, or `{ auto: max }` for the adaptive limiter. */
+export type ConcurrencySetting = number | { auto: number };
+
+/** `auto` or `auto:<max>` as the limiter's max; undefined for anything else. */
+function autoMax(value: string): number | undefined {
+  const match = /^auto(?::(\d+))?$/.exec(value);
+  if (!match) return undefined;
+  const max = match[1] === undefined ? DEFAULTS.adaptiveMaxConcurrency : Number(match[1]);
+  return max >= 1 && max <= LIMITS.concurrency ? max : undefined;
+}
+
 /** Milliseconds in each duration unit. */
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 type DurationUnit = keyof typeof UNIT_MS;
@@ -71,11 +82,24 @@ const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms
  * past which a timer fires after 1 ms instead.
  */
 export const RULES = {
-  concurrency: wholeNumber(
-    1,
-    LIMITS.concurrency,
-    `must be a positive integer, at most ${LIMITS.concurrency}`,
-  ),
+  concurrency: z
+    .string()
+    .refine(
+      (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= LIMITS.concurrency) || autoMax(v),
+      {
+        error: `must be a positive integer, at most ${LIMITS.concurrency}, or auto or auto:<max> (max from 1 to ${LIMITS.concurrency}; auto alone is auto:${DEFAULTS.adaptiveMaxConcurrency})`,
+      },
+    )
+    .transform((v): ConcurrencySetting => {
+      const max = autoMax(v);
+      return max === undefined ? Number(v) : { auto: max };
+    }),
+  requestsPerSecond: z
+    .string()
+    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.maxRps, {
+      error: `must be a number of requests per second greater than 0 (fractions allowed), at most ${LIMITS.maxRps}`,
+    })
+    .transform(Number),
   milliseconds: duration(
     "ms",
     LIMITS.timerMs,
@@ -180,7 +204,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flags: "--dry-run", description: "fetch and predict, but write nothing", scope: "sweep" },
   {
     flags: "--concurrency <n>",
-    description: `patients handled at the same time, at most ${LIMITS.concurrency}`,
+    description: `patients handled at the same time, at most ${LIMITS.concurrency}; or auto / auto:<max> to follow the services' latency and overload answers (max ${DEFAULTS.adaptiveMaxConcurrency} unless given)`,
     scope: "sweep",
     env: "CONCURRENCY",
     rule: RULES.concurrency,
@@ -226,6 +250,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "global",
     rule: RULES.nonNegative,
     default: DEFAULTS.retries,
+  },
+  {
+    flags: "--max-rps <n>",
+    description:
+      "at most n requests per second to each service, logins, probes and retries included; fractions allowed",
+    scope: "global",
+    env: "MAX_RPS",
+    rule: RULES.requestsPerSecond,
   },
   {
     flags: "--breaker <n>",

@@ -5,6 +5,7 @@
  */
 import type { ExitName } from "../errors.ts";
 import type { RequestRecord } from "../services/http.ts";
+import type { ConcurrencyCause } from "./pacing.ts";
 import type { PatientResult } from "./report.ts";
 
 export type SweepEvent =
@@ -20,6 +21,8 @@ export type SweepEvent =
    */
   | { type: "stopped"; code: ExitName; message: string }
   /** `GET /health` did not answer true; the empty `POST /predict` probe proved the ML server up. */
-  | { type: "ml_probe_used" };
+  | { type: "ml_probe_used" }
+  /** `--concurrency auto` moved the number of patients in flight, for this cause. */
+  | { type: "concurrency_changed"; concurrency: number; cause: ConcurrencyCause };
 
 export type SweepEventType = SweepEvent["type"];

@@ -92,6 +92,14 @@ export const Counts = z.strictObject({
 });
 export type Counts = z.infer<typeof Counts>;
 
+/** The concurrency `--concurrency auto` used: its lowest, its highest, and where it ended. */
+export const ConcurrencyRange = z.strictObject({
+  min: z.number().int().positive(),
+  max: z.number().int().positive(),
+  final: z.number().int().positive(),
+});
+export type ConcurrencyRange = z.infer<typeof ConcurrencyRange>;
+
 /** The report as `--json` prints it (version 1). */
 export const Report = z
   .strictObject({
@@ -104,7 +112,13 @@ export const Report = z
     finishedAt: z.iso.datetime(),
     durationMs: z.number().int().nonnegative(),
     dryRun: z.boolean(),
-    concurrency: z.number().int().positive(),
+    concurrency: z.number().int().positive().meta({
+      description: "Patients handled at the same time: the configured number, or auto's max.",
+    }),
+    adaptive: ConcurrencyRange.nullable().meta({
+      description:
+        "With --concurrency auto, the concurrency it used: lowest, highest and last; null with a fixed number.",
+    }),
     offset: z.number().int().nonnegative().meta({
       description:
         "Index in pid order at which the selected patients started (a rotating offset kept with --state-dir, else random); 0 when not rotated.",
@@ -138,6 +152,7 @@ export interface ReportInput {
   finishedAt: Date;
   dryRun: boolean;
   concurrency: number;
+  adaptive?: ConcurrencyRange | null | undefined;
   /** Where the selected list started; 0 when it was not rotated or never fetched. */
   offset?: number | undefined;
   /** This run's shard; undefined or null when not sharded. */
@@ -159,6 +174,7 @@ export function buildReport(input: ReportInput): Report {
     durationMs: input.finishedAt.getTime() - input.startedAt.getTime(),
     dryRun: input.dryRun,
     concurrency: input.concurrency,
+    adaptive: input.adaptive ?? null,
     offset: input.offset ?? 0,
     shard: input.shard ? { index: input.shard.index, count: input.shard.count } : null,
     exitCode: input.exitCode,

@@ -3,13 +3,19 @@
  * selected patient (at most `concurrency` at a time) fetch vitals, predict and write the status.
  * Never reads the environment, never prints, never exits: progress leaves through callbacks.
  */
-import pLimit from "p-limit";
+import pLimit, { type LimitFunction } from "p-limit";
 import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "../errors.ts";
 import { type BackendClient, type Credentials, createBackend } from "../services/backend.ts";
-import { RequestFailure, type RequestRecord, type ServiceSettings } from "../services/http.ts";
+import {
+  type AttemptRecord,
+  RequestFailure,
+  type RequestRecord,
+  type ServiceSettings,
+} from "../services/http.ts";
 import { createMl, type MlClient } from "../services/ml.ts";
 import type { Patient } from "../services/schemas.ts";
 import type { SweepEvent } from "./events.ts";
+import { adaptivePacing, fixedPacing, type Pacing } from "./pacing.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
 import { type Selection, type Shard, selectPatients } from "./select.ts";
@@ -23,8 +29,10 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
   patientServer: string;
   mlServer: string;
   credentials: Credentials;
-  /** Patients handled at the same time. */
+  /** Patients handled at the same time; with `adaptive`, the most at the same time. */
   concurrency: number;
+  /** Let a limiter choose the concurrency, from 1 up to `concurrency`, by the services' answers. */
+  adaptive?: boolean | undefined;
   /** Predict but never write. */
   dryRun: boolean;
   /** Only these pids; undefined means every patient. */
@@ -98,17 +106,38 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     emit({ type: "patient_done", result, durationMs });
   };
 
+  /** The patients' p-limit once they start: the pacing may change its concurrency at any time. */
+  let slots: LimitFunction | undefined;
+  const pacing: Pacing = config.adaptive
+    ? adaptivePacing({
+        max: config.concurrency,
+        demand: () => (slots?.pendingCount ?? 0) > 0,
+        onChange: (concurrency, cause) => {
+          if (slots) slots.concurrency = concurrency;
+          emit({ type: "concurrency_changed", concurrency, cause });
+        },
+      })
+    : fixedPacing(config.concurrency);
+
   try {
     const { signal } = stops;
     const onRequest = (record: RequestRecord) => emit({ type: "request_done", ...record });
+    // Called from got's hooks, where a throw would pass for a failed request: a bug is a bug.
+    const onAttempt = (attempt: AttemptRecord) => {
+      try {
+        pacing.observe(attempt);
+      } catch (caught) {
+        fail(caught);
+      }
+    };
+    const hooks = { signal, onRequest, onAttempt };
     const backend = createBackend({
       ...config,
       baseUrl: config.patientServer,
-      signal,
-      onRequest,
+      ...hooks,
       onToken: options.onToken,
     });
-    const ml = createMl({ ...config, baseUrl: config.mlServer, signal, onRequest });
+    const ml = createMl({ ...config, baseUrl: config.mlServer, ...hooks });
     const { selected: listed, rejected } = await prepare(backend, ml, config, emit, stops);
     offset = listed.length === 0 ? 0 : (config.offset ?? 0) % listed.length;
     const selected = config.offset === undefined ? listed : rotate(listed.toSorted(byPid), offset);
@@ -118,7 +147,8 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     for (const r of rejected) report(r);
 
     const thresholds = createThresholds(config);
-    const limit = pLimit(config.concurrency);
+    const limit = pLimit(pacing.concurrency);
+    slots = limit;
     const handle = async (patient: Patient) => {
       waiting--;
       try {
@@ -171,6 +201,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     finishedAt: new Date(),
     dryRun: config.dryRun,
     concurrency: config.concurrency,
+    adaptive: pacing.range(),
     offset,
     shard: config.shard,
     exitCode,

@@ -5,6 +5,7 @@
  */
 import { createConsola, LogLevels } from "consola/basic";
 import type { SweepEvent } from "../core/events.ts";
+import type { ConcurrencyCause } from "../core/pacing.ts";
 import type { PatientResult } from "../core/report.ts";
 import type { Service } from "../services/http.ts";
 
@@ -67,6 +68,12 @@ export function endedLevel(code: string): Level {
 
 const SERVICE_NAMES: Readonly<Record<Service, string>> = { backend: "backend", ml: "ML server" };
 
+const CAUSES: Readonly<Record<ConcurrencyCause, string>> = {
+  headroom: "latency near its floor",
+  latency: "latency climbing",
+  overload: "a 429, 503, 504 or timeout",
+};
+
 /** One log line: its level, its words and its fields. */
 export interface LogLine {
   level: Level;
@@ -99,6 +106,12 @@ export function eventLine(event: SweepEvent): LogLine | undefined {
     }
     case "stopped":
       return { level: endedLevel(event.code), msg: event.message, fields: { code: event.code } };
+    case "concurrency_changed":
+      return {
+        level: "debug",
+        msg: `Concurrency ${event.concurrency} (${CAUSES[event.cause]})`,
+        fields: { concurrency: event.concurrency, cause: event.cause },
+      };
     case "ml_probe_used":
       return {
         level: "info",

@@ -4,7 +4,7 @@
  * the IO. No pid or other per-patient label: a series per patient would grow without bound.
  */
 import type { SweepEvent } from "../core/events.ts";
-import { type Counts, OUTCOMES } from "../core/report.ts";
+import { OUTCOMES, type Report } from "../core/report.ts";
 import type { Service } from "../services/http.ts";
 
 /** What the metrics are built from; the CLI's RunEnd has this shape. */
@@ -13,7 +13,7 @@ export interface RunMetricsInput {
   finishedAt: Date;
   exitCode: number;
   /** Undefined for a run that ended before its sweep started (exit 3, 7): every count is 0. */
-  report?: { counts: Counts } | undefined;
+  report?: Pick<Report, "counts" | "concurrency" | "adaptive"> | undefined;
 }
 
 /** Requests by service, then by status class (`2xx`...; `none` when no answer came). */
@@ -79,7 +79,8 @@ export function formatMetrics(
   lastSuccess: number | undefined,
   labels: Record<string, string> = {},
 ): string {
-  const counts = run.report?.counts;
+  const { report } = run;
+  const counts = report?.counts;
   const families: Family[] = [
     {
       name: "ml_scheduler_last_run_timestamp_seconds",
@@ -105,6 +106,11 @@ export function formatMetrics(
       name: "ml_scheduler_patients",
       help: "Patients of the last run by outcome.",
       samples: OUTCOMES.map((outcome) => ({ labels: { outcome }, value: counts?.[outcome] ?? 0 })),
+    },
+    {
+      name: "ml_scheduler_concurrency",
+      help: "Patients in flight at once at the end of the last sweep: --concurrency, or where auto ended.",
+      samples: report ? [{ value: report.adaptive?.final ?? report.concurrency }] : [],
     },
     {
       name: "ml_scheduler_requests",

@@ -55,8 +55,8 @@ export interface BackendClient {
 }
 
 export function createBackend(options: BackendOptions): BackendClient {
-  const { signal, onRequest } = options;
-  const client = createClient(options, { service: "backend", signal, onRequest });
+  const { signal, onRequest, onAttempt } = options;
+  const client = createClient(options, { service: "backend", signal, onRequest, onAttempt });
   const { credentials } = options;
   const loginRetry = retryOnlyUnstarted(options);
   let token = credentials.token;

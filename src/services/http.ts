@@ -5,8 +5,10 @@
 import got, {
   AbortError,
   type Got,
+  type Hooks,
   MaxRedirectsError,
   type Method,
+  type Options,
   type PlainResponse,
   RequestError,
   type Response,
@@ -15,6 +17,7 @@ import got, {
   TimeoutError,
 } from "got";
 import type { z } from "zod";
+import { createRateCap } from "./rate.ts";
 import type { RequestReason } from "./reasons.ts";
 import { describeIssues } from "./schemas.ts";
 
@@ -34,6 +37,8 @@ export interface ServiceSettings {
   retryDelayMs: number;
   /** A longer Retry-After fails the request at once rather than blocking the sweep. */
   maxRetryAfterMs: number;
+  /** At most this many requests per second (every attempt counted); undefined: no cap. */
+  maxRps?: number | undefined;
 }
 
 /** Why one request failed, as a report's stable reason code and a one-line detail. */
@@ -103,6 +108,22 @@ export interface RequestRecord {
   reason: string | null;
 }
 
+/**
+ * One attempt of a request (the first, or a retry) as it ended: what an adaptive concurrency
+ * limiter learns from. A 429 shows here before it is retried; aborted attempts do not show.
+ */
+export interface AttemptRecord {
+  service: Service;
+  /** Method and path, as in RequestRecord. */
+  route: string;
+  /** The attempt's HTTP status; null when none came. */
+  status: number | null;
+  /** From the attempt's start (its wait for the rate cap included) to its answer or failure. */
+  durationMs: number;
+  /** `timeout` or `unreachable` when no answer came; null when it answered. */
+  reason: "timeout" | "unreachable" | null;
+}
+
 /** What a client of one service shares with every request it sends. */
 export interface ClientHooks {
   service: Service;
@@ -110,6 +131,8 @@ export interface ClientHooks {
   signal?: AbortSignal | undefined;
   /** Called once per request, when it ended. */
   onRequest?: ((record: RequestRecord) => void) | undefined;
+  /** Called once per attempt, when it ended. */
+  onAttempt?: ((attempt: AttemptRecord) => void) | undefined;
 }
 
 /** A service's got instance and the hooks its requests share. */
@@ -117,13 +140,14 @@ export interface ServiceClient extends ClientHooks {
   got: Got;
 }
 
-/** One got instance for one service. */
+/** One got instance for one service, with its own rate cap. */
 export function createClient(settings: ServiceSettings, hooks: ClientHooks): ServiceClient {
-  return { ...hooks, got: createGot(settings) };
+  return { ...hooks, got: createGot(settings, hooks) };
 }
 
-function createGot(settings: ServiceSettings): Got {
+function createGot(settings: ServiceSettings, hooks: ClientHooks): Got {
   return got.extend({
+    hooks: attemptHooks(settings, hooks),
     prefixUrl: settings.baseUrl,
     timeout: { request: settings.requestTimeoutMs },
     throwHttpErrors: false,
@@ -139,6 +163,65 @@ function createGot(settings: ServiceSettings): Got {
       calculateDelay: backoff(settings),
     },
   });
+}
+
+/**
+ * got's hooks around each attempt: `beforeRequest` runs before every attempt (the first, each
+ * retry, each redirect), so the rate cap counts them all; the others report how each attempt
+ * ended. got's own request timeout starts after `beforeRequest`, so waiting for a slot is never
+ * a timeout; the request's signal still aborts the wait.
+ */
+function attemptHooks(settings: ServiceSettings, hooks: ClientHooks): Partial<Hooks> {
+  const cap = settings.maxRps === undefined ? undefined : createRateCap(settings.maxRps);
+  const { onAttempt } = hooks;
+  if (cap === undefined && onAttempt === undefined) return {};
+  /** Each attempt's start, by its options (got makes new ones for each attempt). */
+  const started = new WeakMap<object, number>();
+  const ended = (
+    options: Pick<Options, "context" | "signal">,
+    status: number | null,
+    error?: RequestError,
+  ) => {
+    const start = started.get(options);
+    if (onAttempt === undefined || start === undefined || options.signal?.aborted) return;
+    const { route } = options.context as { route?: string };
+    onAttempt({
+      service: hooks.service,
+      route: route ?? "",
+      status,
+      durationMs: performance.now() - start,
+      reason:
+        error === undefined ? null : error instanceof TimeoutError ? "timeout" : "unreachable",
+    });
+  };
+  // Answered attempts show in afterResponse; these are the ones that got no answer.
+  const unanswered = (error: RequestError) => {
+    if (error.response === undefined && !(error instanceof AbortError)) {
+      ended(error.options, null, error);
+    }
+  };
+  return {
+    beforeRequest: [
+      async (options) => {
+        const start = performance.now();
+        await cap?.take(options.signal);
+        started.set(options, start);
+      },
+    ],
+    afterResponse: [
+      (response) => {
+        ended(response.request.options, response.statusCode);
+        return response;
+      },
+    ],
+    beforeRetry: [unanswered],
+    beforeError: [
+      (error) => {
+        unanswered(error);
+        return error;
+      },
+    ],
+  };
 }
 
 /** Retry-After when the service sent one (got has checked it against the cap), else backoff. */
@@ -221,6 +304,7 @@ async function exchange(
     headers: options.headers,
     retry: options.retry,
     signal: controller.signal,
+    context: { route },
   });
   request.on("downloadProgress", ({ transferred, total }) => {
     if (transferred > maxBytes || (total ?? 0) > maxBytes) {

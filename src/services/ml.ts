@@ -28,8 +28,8 @@ export interface MlClient {
 }
 
 export function createMl(options: MlOptions): MlClient {
-  const { signal, onRequest } = options;
-  const client = createClient(options, { service: "ml", signal, onRequest });
+  const { signal, onRequest, onAttempt } = options;
+  const client = createClient(options, { service: "ml", signal, onRequest, onAttempt });
 
   return {
     async check() {

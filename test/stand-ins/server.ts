@@ -17,6 +17,8 @@ export interface RecordedRequest {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   body: string;
+  /** performance.now() when the request arrived (its body read) */
+  at: number;
 }
 
 export type Fault =
@@ -51,6 +53,16 @@ export interface StandIn {
   readonly faulted: Array<{ seq: number; fault: Fault }>;
   waitForRequests(match: Match, count: number, timeoutMs?: number): Promise<void>;
   latencyMs: number;
+  /**
+   * k workers: above k requests in flight the rest queue for one (slower and slower), and a
+   * request arriving while 2k are in flight is answered 429 at once. Undefined: no limit.
+   */
+  capacity: number | undefined;
+  /** Requests in flight now, and the most there have been at once. */
+  readonly inFlight: number;
+  readonly peakInFlight: number;
+  /** Requests answered 429 by the capacity limit. */
+  readonly overloaded: number;
   down(): void;
   up(): void;
   close(): Promise<void>;
@@ -112,7 +124,13 @@ export class StandInServer implements StandIn {
   readonly requests: RecordedRequest[] = [];
   readonly faulted: Array<{ seq: number; fault: Fault }> = [];
   latencyMs = 0;
+  capacity: number | undefined;
   #server: Server;
+  #inFlight = 0;
+  #peakInFlight = 0;
+  #overloaded = 0;
+  #working = 0;
+  #workerQueue: Array<() => void> = [];
   #sockets = new Set<Socket>();
   #holds: HoldState[] = [];
   #faults: Array<{ match: Match; fault: Fault; left: number }> = [];
@@ -180,6 +198,18 @@ export class StandInServer implements StandIn {
     );
   }
 
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get peakInFlight(): number {
+    return this.#peakInFlight;
+  }
+
+  get overloaded(): number {
+    return this.#overloaded;
+  }
+
   down(): void {
     this.#down = true;
   }
@@ -193,6 +223,7 @@ export class StandInServer implements StandIn {
       this.#server.close(() => resolve());
       // held requests wake up, see their socket destroyed and stop; stalled ones just die
       for (const h of this.#holds) for (const go of h.resume.splice(0)) go();
+      for (const go of this.#workerQueue.splice(0)) go();
       for (const s of this.#sockets) s.destroy();
     });
     return this.#closing;
@@ -217,12 +248,42 @@ export class StandInServer implements StandIn {
       url,
       headers: req.headers,
       body,
+      at: performance.now(),
     };
     this.requests.push(rec);
     this.#waiters.poke();
-    const gone = () => this.#closing !== undefined || req.socket.destroyed;
-
     if (this.#down) return reset(req);
+    this.#inFlight++;
+    this.#peakInFlight = Math.max(this.#peakInFlight, this.#inFlight);
+    try {
+      await this.#admitted(req, res, rec);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /** Past the capacity limit (if any): a worker, then holds, faults, latency and the handler. */
+  async #admitted(req: IncomingMessage, res: ServerResponse, rec: RecordedRequest): Promise<void> {
+    const { capacity } = this;
+    if (capacity === undefined) return this.#served(req, res, rec);
+    if (this.#inFlight > 2 * capacity) {
+      this.#overloaded++;
+      return sendJson(res, 429, { detail: "Too Many Requests" });
+    }
+    if (this.#working < capacity) this.#working++;
+    else await new Promise<void>((go) => this.#workerQueue.push(go));
+    try {
+      await this.#served(req, res, rec);
+    } finally {
+      // the worker passes straight to the next in line, or goes idle
+      const next = this.#workerQueue.shift();
+      if (next) next();
+      else this.#working--;
+    }
+  }
+
+  async #served(req: IncomingMessage, res: ServerResponse, rec: RecordedRequest): Promise<void> {
+    const gone = () => this.#closing !== undefined || req.socket.destroyed;
     const holds = this.#holds.filter((h) => !h.released && h.match(rec));
     if (holds.length > 0) {
       const released = holds.map(
