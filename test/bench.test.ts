@@ -23,6 +23,7 @@ const JUDGED: Array<keyof typeof ROWS> = [
 
 /** Processes whose working directory is inside `dir` (the benchmark runs every child there). */
 function processesIn(dir: string): number[] {
+  if (process.platform !== "linux") return []; // no /proc to look in
   return readdirSync("/proc").flatMap((entry) => {
     if (!/^\d+$/.test(entry)) return [];
     try {
