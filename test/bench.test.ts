@@ -19,6 +19,8 @@ const JUDGED: Array<keyof typeof ROWS> = [
   "cpuCapRatio",
   "startInstalled",
   "helpRatio",
+  "pacingRatio",
+  "pacing429",
 ];
 
 /** Processes whose working directory is inside `dir` (the benchmark runs every child there). */

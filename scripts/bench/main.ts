@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --runs <n>] [-- --only <sections>]`: issue 9's benchmark. Runs
+ * `npm run bench [-- --quick] [-- --runs <n>] [-- --only <sections>]`: issue 9's benchmark, and
+ * issue 10's figures for `--concurrency auto`. Runs
  * the real bin against the stand-in services (hosted in this process, the sweep a child of it) and
  * prints a table that says by how much each target is met or missed. Not a test: nothing here
  * asserts a timing. `--quick` (or BENCH_QUICK=1) runs tiny sizes once, to prove the table comes out.
@@ -20,7 +21,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin", "ml-scheduler.js");
 const CLIENT = fileURLToPath(new URL("client.ts", import.meta.url));
 
-const SECTIONS = ["efficiency", "cpu", "memory", "start"] as const;
+const SECTIONS = ["efficiency", "cpu", "memory", "start", "pacing"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Plan {
@@ -35,6 +36,8 @@ interface Plan {
   /** Patients of the memory runs. */
   bigPatients: number;
   startRuns: number;
+  /** Patients of each pacing run, the fixed concurrencies it compares auto with, their latency. */
+  pacing: { patients: number; fixed: number[]; backendMs: number; mlMs: number };
   /** Unmeasured runs first (the stand-ins' JIT, the page cache). */
   warmUp: boolean;
 }
@@ -47,6 +50,7 @@ const FULL: Plan = {
   cpuPatients: 10_000,
   bigPatients: 100_000,
   startRuns: 5,
+  pacing: { patients: 1000, fixed: [8, 12, 16, 24, 32], backendMs: 50, mlMs: 10 },
   warmUp: true,
 };
 const QUICK: Plan = {
@@ -57,6 +61,7 @@ const QUICK: Plan = {
   cpuPatients: 100,
   bigPatients: 200,
   startRuns: 1,
+  pacing: { patients: 40, fixed: [8, 16], backendMs: 5, mlMs: 1 },
   warmUp: false,
 };
 
@@ -70,6 +75,8 @@ const CPU_CONCURRENCY = 8;
 const HEAP_CAP = "--max-old-space-size=128";
 /** Patients of a start-cost run: the figure ends at the first one. */
 const START_PATIENTS = 20;
+/** Workers of the capacity-limited backend of the pacing runs (429 above twice as many). */
+const PACING_CAPACITY = 8;
 
 /** Where the children run (an empty folder: no .env is read) and the package is installed. */
 let scratch = "";
@@ -330,6 +337,65 @@ async function measureStart(plan: Plan, values: Values): Promise<string> {
   return `start: spawn to the first fetchVitals reaching the stand-in (instant services), the installed package being npm pack's tarball installed with --omit=dev; login = one login round trip on a fresh connection from this process; --help and node -e 0 from spawn to exit.`;
 }
 
+interface PacingRun {
+  /** Patients written or found unchanged per second, from the first request to the exit. */
+  throughput: number;
+  /** Requests the backend answered 429 over those both services received. */
+  tooMany: number;
+}
+
+/** One sweep against the capacity-limited backend; a patient may fail here (a 429 too many). */
+async function pacingRun(plan: Plan, concurrency: string): Promise<PacingRun> {
+  const { patients, backendMs, mlMs } = plan.pacing;
+  const hosted = await host({ patients, backendMs, mlMs, capacity: PACING_CAPACITY });
+  try {
+    const run = await launch({
+      command: [process.execPath, "--", BIN, "--json", "--concurrency", concurrency],
+      env: { ...baseEnv(), ...hosted.env },
+      cwd: work,
+      timeoutMs: 60_000 + patients * 100,
+    });
+    const firstRequestAt = hosted.firstRequestAt();
+    let done: number | undefined;
+    try {
+      const { counts } = JSON.parse(run.stdout);
+      done = counts.selected - counts.failed - counts.interrupted - counts.not_started;
+    } catch {}
+    if (done === undefined || firstRequestAt === undefined || (run.code !== 0 && run.code !== 1)) {
+      throw new Error(`pacing at ${concurrency}: exit ${run.code ?? run.signal}, no report`);
+    }
+    const { backend, ml } = hosted.counts();
+    return {
+      throughput: done / ((run.exitedAt - firstRequestAt) / 1000),
+      tooMany: hosted.overloaded() / (backend + ml),
+    };
+  } finally {
+    await hosted.close();
+  }
+}
+
+async function measurePacing(plan: Plan, values: Values): Promise<string> {
+  const { patients, fixed, backendMs, mlMs } = plan.pacing;
+  const bests: number[] = [];
+  for (let round = 1; round <= plan.runs; round++) {
+    // Every setting once per round, so that a busy spell on the machine hits them alike.
+    let best = { concurrency: 0, throughput: 0 };
+    for (const concurrency of fixed) {
+      say(`pacing, concurrency ${concurrency}, ${patients} patients, run ${round}/${plan.runs}`);
+      const { throughput } = await pacingRun(plan, String(concurrency));
+      if (throughput > best.throughput) best = { concurrency, throughput };
+    }
+    say(`pacing, concurrency auto, ${patients} patients, run ${round}/${plan.runs}`);
+    const auto = await pacingRun(plan, "auto");
+    bests.push(best.concurrency);
+    push(values, "pacingBest", best.throughput);
+    push(values, "pacingAuto", auto.throughput);
+    push(values, "pacingRatio", auto.throughput / best.throughput);
+    push(values, "pacing429", auto.tooMany * 100);
+  }
+  return `pacing (issue 10): a backend of ${PACING_CAPACITY} workers of ${backendMs} ms each that queues requests above ${PACING_CAPACITY} in flight and answers 429 above ${2 * PACING_CAPACITY}, ML server ${mlMs} ms, ${patients} patients; fixed concurrencies ${fixed.join(", ")} and auto in turn each round; best fixed = the fastest of each round (it was ${bests.join(", ")}); throughput = patients written or unchanged / (first request to exit); auto / best fixed is taken round by round; 429s = the backend's capacity 429s over every request both services received.`;
+}
+
 function buildRows(values: Values, why: Partial<Record<RowKey, string>>): Row[] {
   const login = values.login?.length ? median(values.login) : 0;
   const row = (key: RowKey, unit: string, digits: number, extra: Partial<Row> = {}): Row => ({
@@ -367,6 +433,10 @@ function buildRows(values: Values, why: Partial<Record<RowKey, string>>): Row[] 
     row("nodeEmpty", "ms", 0),
     row("helpRatio", "x", 2, { target: { op: "<=", limit: 3 } }),
     row("helpRatioCheckout", "x", 2),
+    row("pacingBest", "patients/s", 1),
+    row("pacingAuto", "patients/s", 1),
+    row("pacingRatio", "x", 2, { target: { op: ">=", limit: 0.85 } }),
+    row("pacing429", "%", 2, { target: { op: "<=", limit: 1 } }),
   ];
 }
 
@@ -385,6 +455,7 @@ const SECTION_ROWS: Record<Section, RowKey[]> = {
     "helpRatio",
     "helpRatioCheckout",
   ],
+  pacing: ["pacingBest", "pacingAuto", "pacingRatio", "pacing429"],
 };
 const RUSAGE_ROWS: RowKey[] = ["cpuTool", "cpuClient", "cpuRatio", ...SECTION_ROWS.memory];
 
@@ -434,6 +505,7 @@ async function main(): Promise<number> {
       cpu: measureCpu,
       memory: measureMemory,
       start: measureStart,
+      pacing: measurePacing,
     };
     for (const section of SECTIONS) {
       if (only.includes(section)) notes.push(await steps[section](plan, values));

@@ -14,6 +14,11 @@ export interface HostedOptions {
   backendMs: number;
   /** Latency the ML server adds to each request (ms). */
   mlMs: number;
+  /**
+   * Workers of a capacity-limited backend: requests queue above this many in flight and are
+   * answered 429 above twice as many (issue 10's proof of `--concurrency auto`); unset: no limit.
+   */
+  capacity?: number | undefined;
 }
 
 export interface Hosted {
@@ -22,6 +27,8 @@ export interface Hosted {
   backendUrl: string;
   /** Requests each service received so far. */
   counts(): { backend: number; ml: number };
+  /** Requests the backend answered 429 because it was over its capacity. */
+  overloaded(): number;
   /** performance.now() when the first request of the run arrived (the login). */
   firstRequestAt(): number | undefined;
   /** performance.now() when the first patient request (fetchVitals) arrived. */
@@ -40,6 +47,7 @@ export async function host(options: HostedOptions): Promise<Hosted> {
   });
   const ml = await startMl();
   backend.latencyMs = options.backendMs;
+  backend.capacity = options.capacity;
   ml.latencyMs = options.mlMs;
   const counted = { backend: 0, ml: 0 };
   let firstRequest: number | undefined;
@@ -67,6 +75,7 @@ export async function host(options: HostedOptions): Promise<Hosted> {
     },
     backendUrl: backend.url,
     counts: () => ({ ...counted }),
+    overloaded: () => backend.overloaded,
     firstRequestAt: () => firstRequest,
     firstVitalsAt: () => firstVitals,
     close: async () => {

@@ -31,6 +31,10 @@ export const ROWS = {
   nodeEmpty: "node -e 0",
   helpRatio: "--help / node -e 0, installed package",
   helpRatioCheckout: "--help / node -e 0, checkout",
+  pacingBest: "best fixed concurrency, capacity-limited backend",
+  pacingAuto: "--concurrency auto, capacity-limited backend",
+  pacingRatio: "auto / best fixed concurrency",
+  pacing429: "auto's requests answered 429",
 } as const;
 
 export type RowKey = keyof typeof ROWS;
