@@ -1,11 +1,14 @@
 /**
  * What a start costs: --help and --version load commander and our own few modules, not zod, got
- * or the rest, and skip the heap-bound re-execution; values given with a flag are still parsed.
+ * or the rest, and skip the heap-bound re-execution; values given with a flag are still parsed; a
+ * sweep loads neither Node's bundled undici nor the notifiers it was not asked for.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { run } from "./helpers/exec.ts";
+import { parseReport, run } from "./helpers/exec.ts";
+import { startServices } from "./helpers/services.ts";
 
 const PROBE = fileURLToPath(new URL("./fixtures/module-probe.mjs", import.meta.url));
 const HEAP_PROBE = fileURLToPath(new URL("./fixtures/heap-probe.mjs", import.meta.url));
@@ -46,4 +49,42 @@ test("--help and --version under a heap cap start once: no re-execution to bound
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stderr.match(/^heap-probe .*$/gm)?.length, 1, res.stderr);
   }
+});
+
+test("a sweep loads got but neither Node's bundled undici nor the notifiers it was not asked for", async (t) => {
+  const { env } = await startServices(t);
+  const res = await run(["--json"], { env, nodeArgs: ["--import", PROBE] });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(parseReport(res.stdout).counts.updated, 4);
+  const loaded = loadedModules(res.stderr);
+  assert.ok(loaded.includes("got") && loaded.includes("zod"), loaded.join(" "));
+  assert.ok(!loaded.includes("undici"), "node:http's ES module loaded undici");
+  assert.deepEqual(
+    loaded.filter((m) => m.includes("notifiers/")),
+    [],
+    "no notifier option was set",
+  );
+});
+
+test("node:http's exports made without undici: the WebSocket getters are back afterwards", () => {
+  const module = new URL("../src/cli/http-exports.ts", import.meta.url).href;
+  const script = `
+    const { importHttpWithoutUndici } = await import(${JSON.stringify(module)});
+    await importHttpWithoutUndici();
+    const undici = () => process.moduleLoadList.some((m) => m.includes("internal/deps/undici"));
+    const esm = await import("node:http");
+    const before = undici();
+    const kinds = [typeof esm.request, typeof esm.default.WebSocket, typeof process.getBuiltinModule("node:http").CloseEvent];
+    console.log(JSON.stringify({ before, kinds, after: undici() }));
+  `;
+  const res = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(res.status, 0, res.stderr);
+  assert.deepEqual(JSON.parse(res.stdout), {
+    before: false,
+    kinds: ["function", "function", "function"],
+    after: true,
+  });
 });

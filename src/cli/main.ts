@@ -6,6 +6,7 @@
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
+import { importHttpWithoutUndici } from "./http-exports.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type {
   CommandResult,
@@ -56,13 +57,13 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
 };
 
 /**
- * The notifiers, each built only when its options are set. A new one is a module under
- * reporters/ or cli/ and one line here.
+ * The notifiers, each loaded and built only when its option (by its key, see optionKey) is set.
+ * A new one is a module under reporters/ or cli/ and one line here.
  */
-const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [
-  async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier,
-  async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier,
-  async () => (await import("./notifiers/ping.ts")).pingNotifier,
+const NOTIFIERS: ReadonlyArray<[option: string, load: () => Promise<NotifierFactory>]> = [
+  ["metricsFile", async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier],
+  ["pushgateway", async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier],
+  ["pingUrl", async () => (await import("./notifiers/ping.ts")).pingNotifier],
 ];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
@@ -101,6 +102,8 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const { flags } = invocation;
   const json = flags.json === true;
 
+  // Before got loads: node:http's ES module would otherwise load undici, unused (http-exports.ts).
+  await importHttpWithoutUndici();
   const [
     { createOutput },
     { createJsonLog },
@@ -276,7 +279,8 @@ async function createNotifiers(
   options: Record<string, unknown>,
   warn: (message: string) => void,
 ): Promise<Notifier[]> {
-  const factories = await Promise.all(NOTIFIERS.map((load) => load()));
+  const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
+  const factories = await Promise.all(wanted.map(([, load]) => load()));
   return factories.flatMap((factory) => factory({ options, warn }) ?? []);
 }
 
