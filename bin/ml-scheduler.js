@@ -20,9 +20,12 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // more memory and CPU, not less. Bound it (--max-semi-space-size) by re-executing once with the
 // flag, in place (same pid, so signals, the lock and the container see one process). execve
 // replaces the process before its experimental-feature warning (emitted on the next tick) prints.
+// --help and --version print a page and exit: no heap worth bounding, no second start to pay.
 const nodeOptions = process.env.NODE_OPTIONS ?? "";
 const flags = `${nodeOptions} ${process.execArgv.join(" ")}`;
+const printsOnly = process.argv.slice(2).some((a) => ["-h", "--help", "--version"].includes(a));
 if (
+  !printsOnly &&
   /--max-old-space-size\b/.test(flags) &&
   !/--max-semi-space-size\b/.test(flags) &&
   typeof process.execve === "function"

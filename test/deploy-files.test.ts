@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { OPTIONS } from "../src/cli/options.ts";
 import { buildProgram, type Invocation } from "../src/cli/program.ts";
+import { commanderParser, RULES } from "../src/cli/rules.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -59,7 +60,7 @@ function parseArgs(args: readonly string[]): Invocation {
   let invocation: Invocation | undefined;
   buildProgram((asked) => {
     invocation = asked;
-  }).parse([...args], { from: "user" });
+  }, commanderParser).parse([...args], { from: "user" });
   assert.ok(invocation, `no command for ${args.join(" ")}`);
   return invocation;
 }
@@ -69,7 +70,7 @@ function assertValidVariables(where: string, env: Record<string, string | undefi
   for (const [name, value] of Object.entries(env)) {
     const rule = OPTIONS.find((o) => o.env === name)?.rule;
     if (rule && value !== undefined)
-      assert.ok(rule.safeParse(value).success, `${where}: ${name}=${value} breaks its rule`);
+      assert.ok(RULES[rule].safeParse(value).success, `${where}: ${name}=${value} breaks its rule`);
   }
 }
 

@@ -8,8 +8,9 @@ import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
-import { type ConcurrencySetting, OPTIONS, optionKey } from "./options.ts";
+import { OPTIONS, optionKey } from "./options.ts";
 import { type FileProblem, readBounded } from "./read-file.ts";
+import { type ConcurrencySetting, RULES } from "./rules.ts";
 
 export { DEFAULTS };
 
@@ -172,7 +173,9 @@ function resolveOptions(
     let value = flags[key];
     const raw = value === undefined && spec.env ? lookup(spec.env) : undefined;
     if (raw !== undefined && spec.env) {
-      const parsed = spec.rule ? spec.rule.safeParse(raw) : { success: true as const, data: raw };
+      const parsed = spec.rule
+        ? RULES[spec.rule].safeParse(raw)
+        : { success: true as const, data: raw };
       if (parsed.success) value = parsed.data;
       else problems.push(`${spec.env} ${parsed.error.issues[0]?.message}`);
     }

@@ -2,11 +2,9 @@
  * stdout and stderr as a run uses them: a report that cannot be written is remembered (exit 74),
  * stderr is best effort, a bug is one line (exit 70), and the process ends only after both drain.
  */
-import { buildReport } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
-import { formatJson } from "../reporters/report.ts";
 import type { CliFlags } from "./program.ts";
 
 export interface ProcessIo {
@@ -26,7 +24,7 @@ export interface ProcessIo {
   /** Prints the JSON report of a run that ended before any sweep started. */
   early(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): Promise<void>;
   /** That report's text, as `early` prints it (for --report-file). */
-  earlyJson(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): string;
+  earlyJson(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): Promise<string>;
   /** A bug: one line (the stack with --verbose), the JSON document with --json; exit 70. */
   internal(error: unknown): Promise<ExitCode>;
   /** A warning (Node's process warnings): through the logger, else a human line. */
@@ -58,9 +56,14 @@ export function processIo(): ProcessIo {
     jsonFlags: undefined,
     write: (text) => put(process.stdout, text),
     async early(exitCode, code, message, flags) {
-      await io.write(io.earlyJson(exitCode, code, message, flags));
+      await io.write(await io.earlyJson(exitCode, code, message, flags));
     },
-    earlyJson(exitCode, code, message, flags = {}) {
+    async earlyJson(exitCode, code, message, flags = {}) {
+      // Loaded here, not up front: the report's model is a zod schema, which --help never needs.
+      const [{ buildReport }, { formatJson }] = await Promise.all([
+        import("../core/report.ts"),
+        import("../reporters/report.ts"),
+      ]);
       const now = new Date();
       const concurrency = flags.concurrency ?? DEFAULTS.concurrency;
       const report = buildReport({

@@ -3,11 +3,10 @@
  * code). The lifecycle: parse, resolve settings, take the lock and wire signals, run the command,
  * print its result, exit. Heavy modules load only once a command runs, so --help starts fast.
  */
-import { randomUUID } from "node:crypto";
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
-import { writeFileAtomic } from "./atomic-write.ts";
+import { importHttpWithoutUndici } from "./http-exports.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type {
   CommandResult,
@@ -17,7 +16,7 @@ import type {
   RunFacts,
 } from "./lifecycle.ts";
 import type { Lock } from "./lock.ts";
-import { buildProgram, type CommandName, type Invocation } from "./program.ts";
+import { buildProgram, type CommandName, givesRuledFlag, type Invocation } from "./program.ts";
 
 /**
  * The CLI entry: runs one command, then ends the process once stdout and stderr have drained
@@ -58,30 +57,32 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
 };
 
 /**
- * The notifiers, each built only when its options are set. A new one is a module under
- * reporters/ or cli/ and one line here.
+ * The notifiers, each loaded and built only when its option (by its key, see optionKey) is set.
+ * A new one is a module under reporters/ or cli/ and one line here.
  */
-const NOTIFIERS: ReadonlyArray<() => Promise<NotifierFactory>> = [
-  async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier,
-  async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier,
-  async () => (await import("./notifiers/ping.ts")).pingNotifier,
+const NOTIFIERS: ReadonlyArray<[option: string, load: () => Promise<NotifierFactory>]> = [
+  ["metricsFile", async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier],
+  ["pushgateway", async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier],
+  ["pingUrl", async () => (await import("./notifiers/ping.ts")).pingNotifier],
 ];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
 async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
-  const runId = randomUUID();
-  io.runId = runId;
+  // The run's id, made once something may carry it: --help and --version load no node:crypto.
+  const newRunId = async () => (io.runId ??= (await import("node:crypto")).randomUUID());
   // Until the settings are known, JSON logs when the command line (as written) or LOG_FORMAT in
   // the environment asks for it: a usage error or a bug is then a JSON line too.
   if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
     const { createJsonLog } = await import("../reporters/json-log.ts");
     const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
-    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId });
+    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId: await newRunId() });
   }
   let invocation: Invocation | undefined;
+  // The values' rules (zod) load only when a flag on the line has one: --help loads no zod.
+  const rules = givesRuledFlag(argv) ? await import("./rules.ts") : undefined;
   const program = buildProgram((asked) => {
     invocation = asked;
-  });
+  }, rules?.commanderParser);
   // The JSON logger says usage errors below; commander's own line would not be JSON.
   if (io.out)
     for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
@@ -91,14 +92,18 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (!(error instanceof CommanderError)) throw error;
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
     if (shown) return EXIT.ok;
+    await newRunId();
     io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
     if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
     return EXIT.usage;
   }
   if (invocation === undefined) return EXIT.ok; // commander printed help for a bare subcommand
+  const runId = await newRunId();
   const { flags } = invocation;
   const json = flags.json === true;
 
+  // Before got loads: node:http's ES module would otherwise load undici, unused (http-exports.ts).
+  await importHttpWithoutUndici();
   const [
     { createOutput },
     { createJsonLog },
@@ -169,7 +174,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const said = out ?? openOutput(options);
     // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
     for (const line of error.message.split("\n")) said.ended(error.code, line);
-    const early = io.earlyJson(error.exitCode, error.code, error.message, flags);
+    const early = await io.earlyJson(error.exitCode, error.code, error.message, flags);
     if (json) await io.write(early);
     // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
     await fileReport(flags.reportFile, () => early, said);
@@ -257,6 +262,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
 async function fileReport(path: unknown, json: () => string, out: Output): Promise<boolean> {
   if (typeof path !== "string") return true;
   try {
+    const { writeFileAtomic } = await import("./atomic-write.ts");
     await writeFileAtomic(path, json());
     return true;
   } catch (error) {
@@ -273,7 +279,8 @@ async function createNotifiers(
   options: Record<string, unknown>,
   warn: (message: string) => void,
 ): Promise<Notifier[]> {
-  const factories = await Promise.all(NOTIFIERS.map((load) => load()));
+  const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
+  const factories = await Promise.all(wanted.map(([, load]) => load()));
   return factories.flatMap((factory) => factory({ options, warn }) ?? []);
 }
 

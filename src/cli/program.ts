@@ -1,14 +1,14 @@
 /**
  * The command line's shape, from OPTIONS: `ml-scheduler [sweep]` (the default) and
  * `ml-scheduler check`. Every option is the program's, so it works anywhere on the line and
- * --help lists them all; a sweep option given to `check` is a usage error. Loads nothing heavy,
- * so --help starts fast.
+ * --help lists them all; a sweep option given to `check` is a usage error. Loads nothing heavy
+ * (the values' rules and zod come in only when a flag that has one is given), so --help starts fast.
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { EXIT_CODES } from "../errors.ts";
 import type { ConfigFlags } from "./config.ts";
-import { commanderParser, OPTIONS, type OptionSpec, optionKey } from "./options.ts";
+import { OPTIONS, type OptionSpec, optionKey } from "./options.ts";
 
 /** Commander's parsed options: the config flags plus those only the CLI acts on. */
 export interface CliFlags extends ConfigFlags {
@@ -31,9 +31,31 @@ function version(): string {
   return String(pkg.version);
 }
 
-function toOption(spec: OptionSpec): Option {
+/** A flag's parser for commander (rules.ts's commanderParser, once loaded). */
+export type ParserOf = (
+  spec: OptionSpec,
+) => ((value: string, previous: unknown) => unknown) | undefined;
+
+/**
+ * Whether the command line gives a flag that has a rule (as `--flag value` or `--flag=value`,
+ * the two forms commander reads): only then must the rules be loaded before it is parsed.
+ */
+export function givesRuledFlag(argv: readonly string[]): boolean {
+  const ruled = new Set(OPTIONS.filter((o) => o.rule).map((o) => o.flags.split(" ")[0]));
+  return argv.slice(2).some((arg) => ruled.has(arg.split("=")[0]));
+}
+
+/** Stands in for the rules when none were loaded: givesRuledFlag said no flag needs one. */
+const rulesNotLoaded: ParserOf = (spec) =>
+  spec.rule === undefined
+    ? spec.parse
+    : () => {
+        throw new Error(`${spec.flags} was parsed without its rule`);
+      };
+
+function toOption(spec: OptionSpec, parserOf: ParserOf): Option {
   const option = new Option(spec.flags, spec.description);
-  const parse = commanderParser(spec);
+  const parse = parserOf(spec);
   if (parse) option.argParser(parse);
   if (spec.conflicts) option.conflicts(spec.conflicts);
   // Defaults are applied by config (after the environment), so commander only shows them.
@@ -48,9 +70,13 @@ function toOption(spec: OptionSpec): Option {
 
 /**
  * The commander program; `onCommand` receives what was asked for. Errors and --help/--version
- * throw CommanderError (exitOverride), which the caller maps to exit codes.
+ * throw CommanderError (exitOverride), which the caller maps to exit codes. `parserOf` is needed
+ * when the command line gives a flag with a rule (see givesRuledFlag).
  */
-export function buildProgram(onCommand: (invocation: Invocation) => void): Command {
+export function buildProgram(
+  onCommand: (invocation: Invocation) => void,
+  parserOf: ParserOf = rulesNotLoaded,
+): Command {
   const program = new Command("ml-scheduler")
     .description(
       "One prediction sweep: for each patient, fetch its five newest vitals, ask the ML server for a status and write it back.",
@@ -69,7 +95,7 @@ export function buildProgram(onCommand: (invocation: Invocation) => void): Comma
             .trim()} (see --help)\n`,
         ),
     });
-  for (const spec of OPTIONS) program.addOption(toOption(spec));
+  for (const spec of OPTIONS) program.addOption(toOption(spec, parserOf));
   const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
   const commands: Array<[CommandName, string]> = [
     ["sweep", "run one prediction sweep (the default command)"],

@@ -1,0 +1,143 @@
+/**
+ * The rule of each option's value, as zod schemas: commander applies a flag's (exit 2) and config
+ * the environment variable's behind it (exit 3). Kept out of options.ts so that --help and
+ * --version, which read the options but parse no value, never load zod.
+ */
+import { InvalidArgumentError } from "commander";
+import { z } from "zod";
+import { DEFAULTS, LIMITS } from "../defaults.ts";
+import { PING_URL_RULE } from "../reporters/ping.ts";
+import type { OptionSpec } from "./options.ts";
+
+/** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
+function wholeNumber(min: number, max: number, rule: string) {
+  return z
+    .string()
+    .refine((v) => /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max, { error: rule })
+    .transform(Number);
+}
+
+/** `--concurrency`: a fixed number, or `{ auto: max }` for the adaptive limiter. */
+export type ConcurrencySetting = number | { auto: number };
+
+/** `auto` or `auto:<max>` as the limiter's max; undefined for anything else. */
+function autoMax(value: string): number | undefined {
+  const match = /^auto(?::(\d+))?$/.exec(value);
+  if (!match) return undefined;
+  const max = match[1] === undefined ? DEFAULTS.adaptiveMaxConcurrency : Number(match[1]);
+  return max >= 1 && max <= LIMITS.concurrency ? max : undefined;
+}
+
+/** Milliseconds in each duration unit. */
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+type DurationUnit = keyof typeof UNIT_MS;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+
+/**
+ * A duration: a number with a unit (`500ms`, `10s`, `4m`, `1h`), or a bare number in `unit` as
+ * before units existed. The value comes out in `unit`, greater than 0 and at most `max`;
+ * milliseconds must come out whole (no timer is finer).
+ */
+function duration(unit: "ms" | "s", max: number, rule: string) {
+  return z.string().transform((v, ctx) => {
+    const match = DURATION.exec(v);
+    const given = (match?.[2] ?? unit) as DurationUnit;
+    // Rounded to the microsecond: 1.1 * 1000 is 1100.0000000000002 in floating point.
+    const ms = match ? Math.round(Number(match[1]) * UNIT_MS[given] * 1_000) / 1_000 : Number.NaN;
+    const value = ms / UNIT_MS[unit];
+    if (value > 0 && value <= max && (unit !== "ms" || Number.isInteger(value))) return value;
+    ctx.addIssue({ code: "custom", message: rule });
+    return z.NEVER;
+  });
+}
+
+/** How a duration rule's message ends: what a bare number means, and the units. */
+const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms, 10s, 4m, 1h`;
+
+/**
+ * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
+ * config to the environment variable behind it (exit 3). Durations stop at Node's timer limit,
+ * past which a timer fires after 1 ms instead.
+ */
+export const RULES = {
+  concurrency: z
+    .string()
+    .refine(
+      (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= LIMITS.concurrency) || autoMax(v),
+      {
+        error: `must be a positive integer, at most ${LIMITS.concurrency}, or auto or auto:<max> (max from 1 to ${LIMITS.concurrency}; auto alone is auto:${DEFAULTS.adaptiveMaxConcurrency})`,
+      },
+    )
+    .transform((v): ConcurrencySetting => {
+      const max = autoMax(v);
+      return max === undefined ? Number(v) : { auto: max };
+    }),
+  requestsPerSecond: z
+    .string()
+    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.maxRps, {
+      error: `must be a number of requests per second greater than 0 (fractions allowed), at most ${LIMITS.maxRps}`,
+    })
+    .transform(Number),
+  milliseconds: duration(
+    "ms",
+    LIMITS.timerMs,
+    `must be a duration of whole milliseconds greater than 0, at most ${LIMITS.timerMs}ms (24.8 days); ${units("milliseconds")}`,
+  ),
+  positive: wholeNumber(1, Number.MAX_SAFE_INTEGER, "must be a positive integer"),
+  nonNegative: wholeNumber(0, Number.MAX_SAFE_INTEGER, "must be a whole number, 0 or more"),
+  seconds: duration(
+    "s",
+    LIMITS.timerSeconds,
+    `must be a duration greater than 0, at most ${LIMITS.timerSeconds}s (24.8 days); ${units("seconds")}`,
+  ),
+  /** A file path the run writes to: an empty one is a mistake, not "no file". */
+  path: z.string().refine((v) => v !== "", { error: "must be a file path, not empty" }),
+  /** `--shard i/n`: this run's part of the list, as `{index, count}`. */
+  shard: z.string().transform((v, ctx) => {
+    const match = /^(\d+)\/(\d+)$/.exec(v);
+    const [index, count] = match ? [Number(match[1]), Number(match[2])] : [Number.NaN, 0];
+    if (count >= 1 && count <= LIMITS.shards && index < count) return { index, count };
+    ctx.addIssue({
+      code: "custom",
+      message: `must be i/n with 0 <= i < n <= ${LIMITS.shards}, e.g. 0/4 for the first of four shards`,
+    });
+    return z.NEVER;
+  }),
+  shards: wholeNumber(1, LIMITS.shards, `must be a whole number from 1 to ${LIMITS.shards}`),
+  /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
+  httpUrl: z.string().refine(isPlainHttpUrl, {
+    error: "must be an http:// or https:// URL without credentials, query or fragment",
+  }),
+  logFormat: z.enum(["human", "json"], { error: "must be human or json" }),
+  pingUrl: PING_URL_RULE,
+} as const satisfies Record<string, z.ZodType<unknown, string>>;
+
+/** The name of a rule in RULES, as OPTIONS declares it. */
+export type RuleName = keyof typeof RULES;
+
+/** http(s), parsable, with nothing the URL parser would quietly drop or we would log. */
+function isPlainHttpUrl(value: string): boolean {
+  if (/[\s\p{Cc}?#]/u.test(value)) return false;
+  const url = URL.parse(value);
+  return (
+    (url?.protocol === "http:" || url?.protocol === "https:") &&
+    url.username === "" &&
+    url.password === ""
+  );
+}
+
+/** Commander's parser for a rule: a refused value is a usage error naming the rule. */
+function byRule(rule: z.ZodType<unknown, string>): (value: string) => unknown {
+  return (value) => {
+    const parsed = rule.safeParse(value);
+    if (!parsed.success) throw new InvalidArgumentError(`It ${parsed.error.issues[0]?.message}.`);
+    return parsed.data;
+  };
+}
+
+/** A flag's parser for commander: its own (`--patient`), else its rule's; undefined for a switch. */
+export function commanderParser(
+  spec: OptionSpec,
+): ((value: string, previous: unknown) => unknown) | undefined {
+  return spec.parse ?? (spec.rule && byRule(RULES[spec.rule]));
+}
