@@ -123,13 +123,16 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     const { signal } = stops;
     const onRequest = (record: RequestRecord) => emit({ type: "request_done", ...record });
     // Called from got's hooks, where a throw would pass for a failed request: a bug is a bug.
-    const onAttempt = (attempt: AttemptRecord) => {
-      try {
-        pacing.observe(attempt);
-      } catch (caught) {
-        fail(caught);
-      }
-    };
+    // Only an adaptive limiter learns from attempts; without one, got runs no hook at all.
+    const onAttempt = config.adaptive
+      ? (attempt: AttemptRecord) => {
+          try {
+            pacing.observe(attempt);
+          } catch (caught) {
+            fail(caught);
+          }
+        }
+      : undefined;
     const hooks = { signal, onRequest, onAttempt };
     const backend = createBackend({
       ...config,

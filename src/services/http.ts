@@ -9,6 +9,7 @@ import got, {
   MaxRedirectsError,
   type Method,
   type Options,
+  type OptionsOfTextResponseBody,
   type PlainResponse,
   RequestError,
   type Response,
@@ -138,16 +139,20 @@ export interface ClientHooks {
 /** A service's got instance and the hooks its requests share. */
 export interface ServiceClient extends ClientHooks {
   got: Got;
+  /** Whether got's hooks watch each attempt (a rate cap or `onAttempt`): they read the route. */
+  watched: boolean;
 }
 
 /** One got instance for one service, with its own rate cap. */
 export function createClient(settings: ServiceSettings, hooks: ClientHooks): ServiceClient {
-  return { ...hooks, got: createGot(settings, hooks) };
+  const watching = attemptHooks(settings, hooks);
+  return { ...hooks, got: createGot(settings, watching), watched: watching !== undefined };
 }
 
-function createGot(settings: ServiceSettings, hooks: ClientHooks): Got {
+function createGot(settings: ServiceSettings, hooks: Partial<Hooks> | undefined): Got {
   return got.extend({
-    hooks: attemptHooks(settings, hooks),
+    // No hooks unless one is needed: each attempt then skips them and their bookkeeping.
+    ...(hooks === undefined ? {} : { hooks }),
     prefixUrl: settings.baseUrl,
     timeout: { request: settings.requestTimeoutMs },
     throwHttpErrors: false,
@@ -171,10 +176,10 @@ function createGot(settings: ServiceSettings, hooks: ClientHooks): Got {
  * ended. got's own request timeout starts after `beforeRequest`, so waiting for a slot is never
  * a timeout; the request's signal still aborts the wait.
  */
-function attemptHooks(settings: ServiceSettings, hooks: ClientHooks): Partial<Hooks> {
+function attemptHooks(settings: ServiceSettings, hooks: ClientHooks): Partial<Hooks> | undefined {
   const cap = settings.maxRps === undefined ? undefined : createRateCap(settings.maxRps);
   const { onAttempt } = hooks;
-  if (cap === undefined && onAttempt === undefined) return {};
+  if (cap === undefined && onAttempt === undefined) return undefined;
   /** Each attempt's start, by its options (got makes new ones for each attempt). */
   const started = new WeakMap<object, number>();
   const ended = (
@@ -273,7 +278,8 @@ export async function send(
       reason,
     });
   try {
-    const answer = await exchange(client.got, path, route, { signal: client.signal, ...options });
+    const signal = "signal" in options ? options.signal : client.signal;
+    const answer = await exchange(client, path, route, options, signal);
     record(answer.status, answer.attempts, null);
     return answer;
   } catch (error) {
@@ -283,29 +289,29 @@ export async function send(
 }
 
 async function exchange(
-  client: Got,
+  client: ServiceClient,
   path: string,
   route: string,
   options: SendOptions,
+  signal: AbortSignal | undefined,
 ): Promise<Answer> {
-  const method = options.method ?? "GET";
   const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
   // got has no body-size limit: watch the download and abort it past the limit. One controller
   // per request, linked to the caller's signal and unlinked after (no AbortSignal.any per request).
   const controller = new AbortController();
   let tooLarge = false;
-  const onAbort = () => controller.abort(options.signal?.reason);
-  if (options.signal?.aborted) onAbort();
-  else options.signal?.addEventListener("abort", onAbort, { once: true });
-  const request = client(path, {
-    method,
-    searchParams: options.searchParams,
-    json: options.json,
-    headers: options.headers,
-    retry: options.retry,
-    signal: controller.signal,
-    context: { route },
-  });
+  const onAbort = () => controller.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  // got validates and merges every option it is given, each request: only those that are set.
+  const init: OptionsOfTextResponseBody = { signal: controller.signal };
+  if (options.method !== undefined) init.method = options.method;
+  if (options.json !== undefined) init.json = options.json;
+  if (options.headers !== undefined) init.headers = options.headers;
+  if (options.retry !== undefined) init.retry = options.retry;
+  if (client.watched) init.context = { route };
+  const query = options.searchParams && queryString(options.searchParams);
+  const request = client.got(query ? `${path}?${query}` : path, init);
   request.on("downloadProgress", ({ transferred, total }) => {
     if (transferred > maxBytes || (total ?? 0) > maxBytes) {
       tooLarge = true;
@@ -320,13 +326,13 @@ async function exchange(
     const failure = tooLarge
       ? new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`)
       : // Whatever the caller aborted with (a TimeoutError included), the request was cut off by it.
-        options.signal?.aborted && error instanceof RequestError
+        signal?.aborted && error instanceof RequestError
         ? new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error })
         : toFailure(error, route);
     failure.attempts = attempts;
     throw failure;
   } finally {
-    options.signal?.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
   }
   const attempts = response.retryCount + 1;
   const location = response.headers.location;
@@ -342,6 +348,13 @@ async function exchange(
     throw failure;
   }
   return { status: response.statusCode, body: response.body, route, attempts };
+}
+
+/** `searchParams` as a query string: got would build a URLSearchParams and merge it each time. */
+function queryString(params: Record<string, string | number>): string {
+  return Object.entries(params)
+    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
+    .join("&");
 }
 
 /**
