@@ -126,6 +126,11 @@ export const RULES = {
     return z.NEVER;
   }),
   shards: wholeNumber(1, LIMITS.shards, `must be a whole number from 1 to ${LIMITS.shards}`),
+  listMib: wholeNumber(
+    1,
+    LIMITS.maxListMib,
+    `must be a whole number of MiB from 1 to ${LIMITS.maxListMib}`,
+  ),
   /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
   httpUrl: z.string().refine(isPlainHttpUrl, {
     error: "must be an http:// or https:// URL without credentials, query or fragment",
@@ -250,6 +255,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     scope: "global",
     rule: RULES.nonNegative,
     default: DEFAULTS.retries,
+  },
+  {
+    flags: "--max-list-mib <n>",
+    description: `the longest patient list accepted, in MiB; a longer one fails the run (default ${DEFAULTS.maxListMib}: about 400,000 patients)`,
+    scope: "global",
+    env: "MAX_LIST_MIB",
+    rule: RULES.listMib,
+    default: DEFAULTS.maxListMib,
   },
   {
     flags: "--max-rps <n>",
