@@ -13,6 +13,11 @@ export const DEFAULTS = {
   /** A longer Retry-After fails the request at once rather than blocking the sweep. */
   maxRetryAfterMs: 30_000,
   breaker: 10,
+  /**
+   * `--max-list-mib`: a longer patient list is a contract break. 64 MiB is about 400,000 patients
+   * of about 157 bytes each (the contract's example record with a six-digit pid).
+   */
+  maxListMib: 64,
   graceSeconds: 10,
   /** How often the holder of `--lock` refreshes the file's mtime to show it is alive. */
   lockRefreshMs: 5_000,
@@ -34,6 +39,8 @@ export const LIMITS = {
   /** A `*_FILE` secret holds one value. */
   secretFileBytes: 64 * 1024,
   envFileBytes: 1024 * 1024,
+  /** `--max-list-mib`: V8's longest string (the list is read as one) is just under 512 MiB. */
+  maxListMib: 500,
   /** More invalid patient records than this (or than half the list) is a contract break. */
   invalidRecords: 1_000,
   /** Shards of one sweep (`--shard i/n`, `--shards n`): each is a pod logging in to the backend. */

@@ -7,12 +7,15 @@ import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 /**
- * Writes `text` to `path` atomically: into a temporary file beside it (same directory, so the
+ * Writes `text` (or its pieces, one after another) to `path` atomically: into a temporary file beside it (same directory, so the
  * rename stays on one file system), flushed to disk, then renamed over the target. The temporary
  * name starts with a dot and ends in `.tmp`, so the textfile collector (which reads `*.prom`)
  * never picks it up. Throws the file system's error (with its `code`); nothing is left behind.
  */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  text: string | Iterable<string>,
+): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   let created = false;
   try {

@@ -28,6 +28,7 @@ export interface ConfigFlags {
   dryRun?: boolean | undefined;
   concurrency?: ConcurrencySetting | undefined;
   maxRps?: number | undefined;
+  maxListMib?: number | undefined;
   requestTimeout?: number | undefined;
   retries?: number | undefined;
   breaker?: number | undefined;
@@ -119,6 +120,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       concurrency: typeof concurrency === "number" ? concurrency : concurrency.auto,
       adaptive: typeof concurrency !== "number",
       maxRps: o.maxRps,
+      maxListBytes: (o.maxListMib ?? DEFAULTS.maxListMib) * 1024 * 1024,
       dryRun: o.dryRun ?? false,
       patients: o.patient,
       shard: o.shard,

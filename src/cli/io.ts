@@ -19,8 +19,8 @@ export interface ProcessIo {
   runId: string | undefined;
   /** Set with --json: a bug still prints the one JSON document. */
   jsonFlags: CliFlags | undefined;
-  /** Writes to stdout; false when it could not be written. */
-  write(text: string): Promise<boolean>;
+  /** Writes to stdout (pieces one after another); false when it could not be written. */
+  write(text: string | Iterable<string>): Promise<boolean>;
   /** Prints the JSON report of a run that ended before any sweep started. */
   early(exitCode: ExitCode, code: ExitName, message: string, flags?: CliFlags): Promise<void>;
   /** That report's text, as `early` prints it (for --report-file). */
@@ -54,7 +54,12 @@ export function processIo(): ProcessIo {
     runId: undefined,
     out: undefined,
     jsonFlags: undefined,
-    write: (text) => put(process.stdout, text),
+    async write(text) {
+      if (typeof text === "string") return put(process.stdout, text);
+      // Each piece once the previous one is flushed: the pipe, not the heap, holds the backlog.
+      for (const piece of text) if (!(await put(process.stdout, piece))) return false;
+      return true;
+    },
     async early(exitCode, code, message, flags) {
       await io.write(await io.earlyJson(exitCode, code, message, flags));
     },

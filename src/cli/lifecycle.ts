@@ -28,8 +28,11 @@ export interface CommandResult {
   error: { code: string; message: string } | null;
   /** The sweep's report, for notifiers that count patients. */
   report?: Report | undefined;
-  /** The one JSON document of --json. */
-  json(): string;
+  /**
+   * The one JSON document of --json, in pieces to write one after another: 100,000 patients make
+   * a 10 MB document, which as one string (and its UTF-8 copy) would be the run's peak memory.
+   */
+  json(): Iterable<string>;
   /** The human form printed by default. */
   human(): string;
 }

@@ -177,7 +177,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const early = await io.earlyJson(error.exitCode, error.code, error.message, flags);
     if (json) await io.write(early);
     // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
-    await fileReport(flags.reportFile, () => early, said);
+    await fileReport(flags.reportFile, () => [early], said);
     const notifyOptions =
       options ?? (notifiers.length === 0 ? resolveOptionsOnly(input) : undefined);
     if (notifiers.length === 0 && notifyOptions) {
@@ -259,7 +259,11 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
  * `--report-file`: the JSON report written there too, atomically (a log driver splits a long
  * stdout line at 16 KiB). False, with one error line, when it could not be written (exit 74).
  */
-async function fileReport(path: unknown, json: () => string, out: Output): Promise<boolean> {
+async function fileReport(
+  path: unknown,
+  json: () => Iterable<string>,
+  out: Output,
+): Promise<boolean> {
   if (typeof path !== "string") return true;
   try {
     const { writeFileAtomic } = await import("./atomic-write.ts");
@@ -287,7 +291,7 @@ async function createNotifiers(
 /** A run that ended before its command started (exit 3 or 7), for the notifiers. */
 function earlyResult(error: SchedulerError): CommandResult {
   const message = { code: error.code, message: error.message };
-  return { exitCode: error.exitCode, error: message, json: () => "", human: () => "" };
+  return { exitCode: error.exitCode, error: message, json: () => [], human: () => "" };
 }
 
 type LogFormat = "human" | "json";

@@ -123,6 +123,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: DEFAULTS.retries,
   },
   {
+    flags: "--max-list-mib <n>",
+    description: `the longest patient list accepted, in MiB; a longer one fails the run (default ${DEFAULTS.maxListMib}: about 400,000 patients)`,
+    scope: "global",
+    env: "MAX_LIST_MIB",
+    rule: "listMib",
+    default: DEFAULTS.maxListMib,
+  },
+  {
     flags: "--max-rps <n>",
     description:
       "at most n requests per second to each service, logins, probes and retries included; fractions allowed",

@@ -104,6 +104,11 @@ export const RULES = {
     return z.NEVER;
   }),
   shards: wholeNumber(1, LIMITS.shards, `must be a whole number from 1 to ${LIMITS.shards}`),
+  listMib: wholeNumber(
+    1,
+    LIMITS.maxListMib,
+    `must be a whole number of MiB from 1 to ${LIMITS.maxListMib}`,
+  ),
   /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
   httpUrl: z.string().refine(isPlainHttpUrl, {
     error: "must be an http:// or https:// URL without credentials, query or fragment",

@@ -8,7 +8,7 @@ import { createBackend } from "../services/backend.ts";
 import { RequestFailure, type RequestRecord } from "../services/http.ts";
 import { createMl } from "../services/ml.ts";
 import type { SweepEvent } from "./events.ts";
-import { selectPatients } from "./select.ts";
+import { createListCheck } from "./select.ts";
 import type { SweepConfig } from "./sweep.ts";
 
 export type CheckStepName = "login" | "ml_server" | "patient_list";
@@ -72,7 +72,9 @@ export async function runCheck(
     return how;
   });
   await step("patient_list", "Fetching the patient list", async () => {
-    const { selected, rejected } = selectPatients(await backend.fetchAllPatients());
+    const list = createListCheck();
+    await backend.fetchAllPatients(list.add);
+    const { selected, rejected } = list.select();
     return `${selected.length} patients, ${rejected.length} records that cannot be handled`;
   });
 

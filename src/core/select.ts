@@ -20,36 +20,93 @@ export interface Selection {
   rejected: PatientResult[];
 }
 
-type Checked = ReturnType<typeof Patient.safeParse>;
-
 /**
- * Splits the list into patients to handle and per-record failures. Throws UpstreamError (before
- * any result is built) when more than LIMITS.invalidRecords records, or more than half, are
- * invalid, whatever `wanted` or `shard` selects: then the list itself is wrong, in every shard.
- * With a shard, only its pids count (a wanted pid of another shard is that shard's to report),
- * and records without a usable pid belong to shard 0, so that exactly one shard reports them.
+ * A record of the list as selection keeps it: the patient (`{pid, status}`, a fresh object the
+ * schema built), or for a record that cannot be handled its pid if it has a usable one, its index
+ * and the failing fields. Nothing of the received record itself (its names) is kept.
  */
+type Checked = Patient | Invalid;
+
+interface Invalid {
+  pid: number | undefined;
+  index: number;
+  issues: string;
+}
+
+/** The patient list, validated one record at a time as it is parsed; then selected from. */
+export interface ListCheck {
+  /** Validates the next record and keeps only what `select` needs of it. */
+  add(record: unknown): void;
+  /**
+   * Splits the list into patients to handle and per-record failures. Throws UpstreamError (before
+   * any result is built) when more than LIMITS.invalidRecords records, or more than half, are
+   * invalid, whatever `wanted` or `shard` selects: then the list itself is wrong, in every shard.
+   * With a shard, only its pids count (a wanted pid of another shard is that shard's to report),
+   * and records without a usable pid belong to shard 0, so that exactly one shard reports them.
+   */
+  select(wanted?: number[], shard?: Shard): Selection;
+}
+
+/** A list check to feed record by record (see BackendClient.fetchAllPatients). */
+export function createListCheck(): ListCheck {
+  const checked: Checked[] = [];
+  let count = 0;
+  let invalid = 0;
+  let first = "";
+  return {
+    add(record) {
+      const index = count++;
+      const parsed = Patient.safeParse(record);
+      if (parsed.success) {
+        checked.push(parsed.data);
+        return;
+      }
+      invalid++;
+      // Past the limit the verdict is certain: keeping more would cost memory for nothing (30
+      // million invalid records fit 64 MiB).
+      if (invalid > LIMITS.invalidRecords) return;
+      const issues = describeIssues(parsed.error);
+      first ||= `the first, record ${index}: ${issues}`;
+      checked.push({ pid: PatientPid.safeParse(record).data?.pid, index, issues });
+    },
+    select(wanted, shard) {
+      const verdict = (what: string) =>
+        new UpstreamError(
+          `The patient list breaks the contract: ${what} of its ${count} records are invalid (${first}); check that PATIENT_SERVER is the patient backend.`,
+        );
+      if (invalid > LIMITS.invalidRecords) throw verdict(`more than ${LIMITS.invalidRecords}`);
+      if (invalid * 2 > count) throw verdict(String(invalid));
+      return selectChecked(checked, wanted, shard);
+    },
+  };
+}
+
+/** `createListCheck` over a list already in memory. */
 export function selectPatients(list: unknown[], wanted?: number[], shard?: Shard): Selection {
-  const checked = checkAll(list);
+  const check = createListCheck();
+  for (const record of list) check.add(record);
+  return check.select(wanted, shard);
+}
+
+function selectChecked(checked: Checked[], wanted?: number[], shard?: Shard): Selection {
   const want = wanted === undefined ? undefined : new Set(wanted);
   const byPid = new Map<number, Patient | PatientResult>();
   const rejected: PatientResult[] = [];
 
-  for (const [index, parsed] of checked.entries()) {
-    const pid = parsed.success ? parsed.data.pid : PatientPid.safeParse(list[index]).data?.pid;
+  for (const entry of checked) {
+    const { pid } = entry;
     if (want !== undefined && (pid === undefined || !want.has(pid))) continue;
     if (shard !== undefined && !inShard(pid, shard)) continue;
+    const invalid = "issues" in entry ? entry : undefined;
     if (pid === undefined) {
-      const detail = parsed.success ? "" : describeIssues(parsed.error);
-      rejected.push(failed(null, "invalid_record", `record ${index}: ${detail}`));
+      // Only an invalid record lacks a pid.
+      const where = `record ${invalid?.index}: ${invalid?.issues}`;
+      rejected.push(failed(null, "invalid_record", where));
     } else if (byPid.has(pid)) {
       // Two records for one pid: which status is current is unknowable, so neither is handled.
       byPid.set(pid, failed(pid, "duplicate_record", "the patient list holds this pid twice"));
     } else {
-      byPid.set(
-        pid,
-        parsed.success ? parsed.data : failed(pid, "invalid_record", describeIssues(parsed.error)),
-      );
+      byPid.set(pid, invalid ? failed(pid, "invalid_record", invalid.issues) : (entry as Patient));
     }
   }
   for (const pid of want ?? []) {
@@ -67,29 +124,6 @@ export function selectPatients(list: unknown[], wanted?: number[], shard?: Shard
 /** Whether a pid (undefined: a record without a usable pid) falls in the shard. */
 function inShard(pid: number | undefined, shard: Shard): boolean {
   return (pid === undefined ? 0 : pid % shard.count) === shard.index;
-}
-
-/** Every record parsed, or the contract-break verdict as soon as it is certain. */
-function checkAll(list: unknown[]): Checked[] {
-  const checked: Checked[] = [];
-  let invalid = 0;
-  let first = "";
-  const verdict = (count: string) =>
-    new UpstreamError(
-      `The patient list breaks the contract: ${count} of its ${list.length} records are invalid (${first}); check that PATIENT_SERVER is the patient backend.`,
-    );
-  for (const [index, record] of list.entries()) {
-    const parsed = Patient.safeParse(record);
-    if (!parsed.success) {
-      invalid++;
-      first ||= `the first, record ${index}: ${describeIssues(parsed.error)}`;
-      // Counting on would cost time and memory for nothing: 30 million invalid records fit 64 MiB.
-      if (invalid > LIMITS.invalidRecords) throw verdict(`more than ${LIMITS.invalidRecords}`);
-    }
-    checked.push(parsed);
-  }
-  if (invalid * 2 > list.length) throw verdict(String(invalid));
-  return checked;
 }
 
 function failed(pid: number | null, reason: Reason, detail: string): PatientResult {

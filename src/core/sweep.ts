@@ -18,7 +18,7 @@ import type { SweepEvent } from "./events.ts";
 import { adaptivePacing, fixedPacing, type Pacing } from "./pacing.ts";
 import { sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
-import { type Selection, type Shard, selectPatients } from "./select.ts";
+import { createListCheck, type Selection, type Shard } from "./select.ts";
 import { createStops, createThresholds, type Stops } from "./stops.ts";
 
 /** Rounds of `concurrency` patients handed to p-limit at once. */
@@ -29,6 +29,8 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
   patientServer: string;
   mlServer: string;
   credentials: Credentials;
+  /** A longer patient list is a contract break; undefined: DEFAULTS.maxListMib MiB. */
+  maxListBytes?: number | undefined;
   /** Patients handled at the same time; with `adaptive`, the most at the same time. */
   concurrency: number;
   /** Let a limiter choose the concurrency, from 1 up to `concurrency`, by the services' answers. */
@@ -215,8 +217,8 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
 
 /**
  * Everything before the first patient: a failure here ends the run with exit 4 or 5, and a stop
- * here (a signal, the deadline) ends it before the patient list is fetched. Selecting here lets
- * the raw list (names included) be collected before the sweep starts.
+ * here (a signal, the deadline) ends it before the patient list is fetched. The list is reduced
+ * to pids and statuses as it is parsed: its raw records (names included) never outlive it.
  */
 async function prepare(
   backend: BackendClient,
@@ -244,9 +246,10 @@ async function prepare(
   const health = await ml.check().catch(upstream("ML server check"));
   if (health === "predict_probe") emit({ type: "ml_probe_used" });
   unlessStopped();
-  const list = await backend.fetchAllPatients().catch(upstream("Fetching the patient list"));
+  const list = createListCheck();
+  await backend.fetchAllPatients(list.add).catch(upstream("Fetching the patient list"));
   unlessStopped();
-  return selectPatients(list, config.patients, config.shard);
+  return list.select(config.patients, config.shard);
 }
 
 /**

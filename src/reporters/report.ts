@@ -37,8 +37,30 @@ function describe(p: PatientResult): string {
   return `${p.outcome} at ${p.stage}: ${p.reason}${p.detail ? ` (${p.detail})` : ""}`;
 }
 
+/** The JSON form: one line, `patients` last (as buildReport orders the keys). */
 export function formatJson(report: Report): string {
-  return `${JSON.stringify(report)}\n`;
+  return [...jsonPieces(report)].join("");
+}
+
+/** How long a piece of `jsonPieces` grows before it is handed over, in characters. */
+const PIECE_CHARS = 64 * 1024;
+
+/**
+ * `formatJson`'s text in pieces of about 64 KiB, each patient's entry stringified on its own: the
+ * whole document never exists as one string.
+ */
+export function* jsonPieces(report: Report): Generator<string> {
+  const { patients, ...rest } = report;
+  // The empty array and the closing brace end the head: the entries go between.
+  let piece = `${JSON.stringify({ ...rest, patients: [] }).slice(0, -2)}`;
+  for (const [i, patient] of patients.entries()) {
+    piece += `${i === 0 ? "" : ","}${JSON.stringify(patient)}`;
+    if (piece.length >= PIECE_CHARS) {
+      yield piece;
+      piece = "";
+    }
+  }
+  yield `${piece}]}\n`;
 }
 
 const STEP_NAMES: Record<CheckStep["step"], string> = {

@@ -3,13 +3,13 @@
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
 import type { z } from "zod";
+import { DEFAULTS } from "../defaults.ts";
 import { AuthError, UpstreamError } from "../errors.ts";
 import {
   type Answer,
   type ClientHooks,
   createClient,
   expectOk,
-  MAX_PATIENT_LIST_BYTES,
   parseBody,
   RequestFailure,
   retryOnlyUnstarted,
@@ -17,6 +17,7 @@ import {
   type ServiceSettings,
   send,
 } from "./http.ts";
+import { eachArrayElement } from "./json-array.ts";
 import {
   LoginResponse,
   type Patient,
@@ -39,6 +40,8 @@ export interface Credentials {
 export interface BackendOptions extends ServiceSettings, Omit<ClientHooks, "service"> {
   /** `token`, when set, is tried first (a configured or a cached one) and replaced by a login. */
   credentials: Credentials;
+  /** A longer patient list is a contract break (`body_too_large`); undefined: the default. */
+  maxListBytes?: number | undefined;
   /**
    * Called with the token of every login, re-logins mid-sweep included, once it is in use (the CLI
    * caches it for the next run). A throw here is a bug.
@@ -49,7 +52,12 @@ export interface BackendOptions extends ServiceSettings, Omit<ClientHooks, "serv
 export interface BackendClient {
   /** Makes sure a valid token is held: checks a configured one, logs in when missing or rejected. */
   authenticate(): Promise<void>;
-  fetchAllPatients(): Promise<unknown[]>;
+  /**
+   * Hands each record of the patient list to `each`, in order, as it is parsed, and keeps none:
+   * the caller keeps what it needs, and the raw records (names included) and the list's text can
+   * be collected as soon as this resolves.
+   */
+  fetchAllPatients(each: (record: unknown) => void): Promise<void>;
   fetchVitals(pid: number, limit: number): Promise<Vital[]>;
   updateStatus(pid: number, status: number): Promise<Patient>;
 }
@@ -157,11 +165,24 @@ export function createBackend(options: BackendOptions): BackendClient {
       await login();
     },
 
-    async fetchAllPatients() {
-      const answer = await authed("api/patient/fetchAllPatients", {
-        maxBytes: MAX_PATIENT_LIST_BYTES,
-      });
-      return parseBody(expectOk(answer), PatientList);
+    async fetchAllPatients(each) {
+      const maxBytes = options.maxListBytes ?? DEFAULTS.maxListMib * MIB;
+      const answer = expectOk(
+        await authed("api/patient/fetchAllPatients", { maxBytes }).catch((error: unknown) => {
+          throw error instanceof RequestFailure && error.reason === "body_too_large"
+            ? listTooLarge(error, maxBytes)
+            : error;
+        }),
+      );
+      // A turn of the event loop first: until then the frames that delivered the answer hold
+      // got's response, whose bytes (as large as the list) the scan's garbage collections can
+      // then free.
+      await new Promise(setImmediate);
+      const scan = eachArrayElement(answer.body, each);
+      if (scan === "read") return;
+      // Not an array, or not JSON: parseBody says which, in the words it has for every body.
+      parseBody(answer, PatientList);
+      throw new Error(`The patient list's scan (${scan}) disagrees with JSON.parse.`);
     },
 
     async fetchVitals(pid, limit) {
@@ -191,6 +212,21 @@ export function createBackend(options: BackendOptions): BackendClient {
       return updated;
     },
   };
+}
+
+const MIB = 1024 * 1024;
+
+/** A list over the cap, in words that name the setting which raises it. */
+function listTooLarge(error: RequestFailure, maxBytes: number): RequestFailure {
+  const size = maxBytes % MIB === 0 ? `${maxBytes / MIB} MiB` : `${maxBytes} bytes`;
+  const failure = new RequestFailure(
+    "body_too_large",
+    `GET /api/patient/fetchAllPatients: the list is over ${size}; if the backend has that many patients, raise --max-list-mib (MAX_LIST_MIB)`,
+    error.status,
+    { cause: error },
+  );
+  failure.attempts = error.attempts;
+  return failure;
 }
 
 function bearer(token: string | undefined): Record<string, string> {

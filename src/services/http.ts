@@ -22,9 +22,8 @@ import { createRateCap } from "./rate.ts";
 import type { RequestReason } from "./reasons.ts";
 import { describeIssues } from "./schemas.ts";
 
-/** Bodies larger than this are a contract break; the patient list gets its own, larger limit. */
+/** Bodies larger than this are a contract break; the patient list has its own (--max-list-mib). */
 export const MAX_BODY_BYTES = 1024 * 1024;
-export const MAX_PATIENT_LIST_BYTES = 64 * 1024 * 1024;
 
 /** How a service is reached; every field has a CLI flag or a fixed default in config. */
 export interface ServiceSettings {

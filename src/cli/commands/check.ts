@@ -13,7 +13,7 @@ export async function checkCommand(ctx: CommandContext): Promise<CommandResult> 
   return {
     exitCode: report.exitCode,
     error: report.error,
-    json: () => `${JSON.stringify(report)}\n`,
+    json: () => [`${JSON.stringify(report)}\n`],
     human: () => formatCheckHuman(report),
   };
 }

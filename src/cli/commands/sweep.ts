@@ -4,7 +4,7 @@
  */
 import { randomInt } from "node:crypto";
 import { nextOffset, runSweep } from "../../core/sweep.ts";
-import { formatHuman, formatJson } from "../../reporters/report.ts";
+import { formatHuman, jsonPieces } from "../../reporters/report.ts";
 import type { CommandContext, CommandResult } from "../lifecycle.ts";
 import { offsetStore, openStateDir, tokenCache } from "../state.ts";
 
@@ -42,7 +42,7 @@ export async function sweepCommand(ctx: CommandContext): Promise<CommandResult> 
     exitCode: report.exitCode,
     error: report.error,
     report,
-    json: () => formatJson(report),
+    json: () => jsonPieces(report),
     human: () => formatHuman(report),
   };
 }

@@ -1,0 +1,162 @@
+/**
+ * The patient list: read one record at a time and reduced to pids and statuses as it is parsed
+ * (so a heap-capped run never holds the raw records), and its size cap (--max-list-mib).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
+import { eachArrayElement } from "../src/services/json-array.ts";
+import { parseReport, run } from "./helpers/exec.ts";
+import { startServices } from "./helpers/services.ts";
+import type { RecordedRequest } from "./stand-ins/server.ts";
+
+const isList = (r: RecordedRequest) => r.path === "/api/patient/fetchAllPatients";
+
+/** `count` valid records, each padded with a long name to weigh about `bytes` in the body. */
+function paddedList(count: number, bytes: number): string {
+  const name = "n".repeat(Math.max(0, bytes - 60));
+  const records = Array.from({ length: count }, (_, i) =>
+    JSON.stringify({ pid: i + 1, firstname: name, status: { id: 9, text: "Normal" } }),
+  );
+  return `[${records.join(",")}]`;
+}
+
+test("a patient list over --max-list-mib fails naming the flag (exit 5); under it, it is read", async (t) => {
+  const { backend, env } = await startServices(t);
+  // 1,500 records of about 1 KiB: over 1 MiB, under 2.
+  const body = paddedList(1_500, 1_024);
+  assert.ok(body.length > 1024 * 1024 && body.length < 2 * 1024 * 1024);
+  backend.fault(isList, { kind: "body", body });
+
+  const ways: Array<[string[], Record<string, string>]> = [
+    [["--max-list-mib", "1"], env],
+    [[], { ...env, MAX_LIST_MIB: "1" }],
+  ];
+  for (const [args, runEnv] of ways) {
+    const over = await run(["--json", "--retries", "0", ...args], { env: runEnv });
+    assert.equal(over.code, 5, over.stderr);
+    assert.match(over.stderr, /the list is over 1 MiB; .*raise --max-list-mib \(MAX_LIST_MIB\)/);
+    const report = parseReport(over.stdout);
+    assert.equal(report.error.code, "upstream");
+    assert.match(report.error.message, /--max-list-mib/);
+    assert.ok(!report.error.message.includes("\n"), "one line");
+    assert.equal(report.patients.length, 0);
+  }
+
+  const fits = await run(["check", "--json", "--max-list-mib", "2"], { env });
+  assert.equal(fits.code, 0, fits.stderr);
+  const list = parseReport(fits.stdout).steps.find(
+    (s: { step: string }) => s.step === "patient_list",
+  );
+  assert.equal(list.detail, "1500 patients, 0 records that cannot be handled");
+});
+
+test("--max-list-mib and MAX_LIST_MIB refuse what is not a whole number of MiB from 1 to 500", async (t) => {
+  const { env } = await startServices(t);
+  for (const value of ["0", "501", "1.5", "-1", "64k", ""]) {
+    const flag = await run(["check", "--max-list-mib", value], { env });
+    assert.equal(flag.code, 2, `--max-list-mib ${value}: ${flag.stderr}`);
+    assert.match(flag.stderr, /--max-list-mib.*must be a whole number of MiB from 1 to 500/);
+    if (value === "") continue; // an empty variable is unset
+    const variable = await run(["check"], { env: { ...env, MAX_LIST_MIB: value } });
+    assert.equal(variable.code, 3, `MAX_LIST_MIB=${value}: ${variable.stderr}`);
+    assert.match(variable.stderr, /MAX_LIST_MIB must be a whole number of MiB from 1 to 500/);
+  }
+});
+
+test("the list is reduced as it is parsed: records that would fill a 48 MB heap many times over fit it", async (t) => {
+  const { backend, env } = await startServices(t);
+  // 20,000 records with 100 empty objects each: about 7 MB of text, but over 100 MB of heap
+  // were the whole list parsed at once, as JSON.parse would.
+  const extra = Array(100).fill("{}").join(",");
+  const records = Array.from(
+    { length: 20_000 },
+    (_, i) => `{"pid":${i + 1},"status":{"id":9,"text":"Normal"},"x":[${extra}]}`,
+  );
+  backend.fault(isList, { kind: "body", body: `[${records.join(",")}]` });
+  const res = await run(["check", "--json"], {
+    env: { ...env, NODE_OPTIONS: "--max-old-space-size=48" },
+    timeoutMs: 120_000,
+  });
+  assert.equal(res.code, 0, `${res.signal ?? ""} ${res.stderr.slice(-500)}`);
+  const list = parseReport(res.stdout).steps.find(
+    (s: { step: string }) => s.step === "patient_list",
+  );
+  assert.equal(list.detail, "20000 patients, 0 records that cannot be handled");
+});
+
+/** JSON texts of every kind, and near misses. */
+const texts = fc.oneof(
+  fc.json().map((j) => `[${j}]`),
+  fc.array(fc.json(), { maxLength: 6 }).map((items) => `[${items.join(",")}]`),
+  fc.array(fc.json(), { maxLength: 6 }).map((items) => ` \n[ ${items.join(" ,\t")} ]\r\n`),
+  fc.json(),
+  fc.array(fc.json(), { maxLength: 6 }).map((items) => `[${items.join(",")}]`.slice(0, -1)),
+  fc
+    .tuple(
+      fc.array(fc.json(), { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.constantFrom(...',]}[{"\\ x'),
+    )
+    .map(([items, at, c]) => {
+      const text = `[${items.join(",")}]`;
+      const i = at % text.length;
+      return text.slice(0, i) + c + text.slice(i);
+    }),
+  fc.string().map((s) => `[${s}]`),
+);
+
+test("eachArrayElement accepts exactly what JSON.parse accepts as an array, element for element", () => {
+  fc.assert(
+    fc.property(texts, (text) => {
+      const seen: unknown[] = [];
+      const scan = eachArrayElement(text, (e) => seen.push(e));
+      let parsed: unknown;
+      let valid = true;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        valid = false;
+      }
+      if (valid && Array.isArray(parsed)) {
+        assert.equal(scan, "read");
+        assert.deepEqual(seen, parsed);
+      } else if (scan === "not_array") {
+        assert.equal(seen.length, 0);
+        assert.notEqual(text.trimStart()[0], "[");
+      } else {
+        assert.equal(scan, "malformed");
+        assert.equal(valid, false);
+      }
+    }),
+    { numRuns: 3_000 },
+  );
+});
+
+test("the list's text and bytes are released before the first patient starts", async (t) => {
+  const { backend, env } = await startServices(t);
+  const bytes = 8 * 1024 * 1024;
+  backend.fault(isList, { kind: "body", body: paddedList(8_000, 1_024) });
+  const probe = fileURLToPath(new URL("./fixtures/list-release-probe.mjs", import.meta.url));
+  const res = await run(["--json", "--dry-run", "--patient", "1"], {
+    env,
+    nodeArgs: ["--expose-gc", `--import=${probe}`],
+  });
+  assert.equal(res.code, 0, res.stderr);
+  const at = (name: string) => {
+    const match = new RegExp(`^list-probe ${name} heap=(\\d+) buffers=(\\d+)$`, "m").exec(
+      res.stderr,
+    );
+    assert.ok(match, `no ${name} line in ${res.stderr}`);
+    return { heap: Number(match[1]), buffers: Number(match[2]) };
+  };
+  const [before, after] = [at("list"), at("patient")];
+  // 8,000 records kept as pids and statuses are well under 1 MB; the list's text or its bytes
+  // would each add about 8 MB.
+  assert.ok(
+    after.buffers - before.buffers < bytes / 4,
+    `buffers: ${before.buffers} -> ${after.buffers}`,
+  );
+  assert.ok(after.heap - before.heap < bytes / 4, `heap: ${before.heap} -> ${after.heap}`);
+});
