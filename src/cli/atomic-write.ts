@@ -7,10 +7,11 @@ import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 /**
- * Writes `text` (or its pieces, one after another) to `path` atomically: into a temporary file beside it (same directory, so the
- * rename stays on one file system), flushed to disk, then renamed over the target. The temporary
- * name starts with a dot and ends in `.tmp`, so the textfile collector (which reads `*.prom`)
- * never picks it up. Throws the file system's error (with its `code`); nothing is left behind.
+ * Writes `text` (or its pieces, one after another) to `path` atomically: into a temporary file
+ * beside it (same directory, so the rename stays on one file system), flushed to disk, then
+ * renamed over the target. The temporary name starts with a dot and ends in `.tmp`, so the
+ * textfile collector (which reads `*.prom`) never picks it up. Throws the file system's error
+ * (with its `code`); nothing is left behind.
  */
 export async function writeFileAtomic(
   path: string,
