@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import { eachArrayElement } from "../src/services/json-array.ts";
+import { type ArrayScan, createArrayReader, eachArrayElement } from "../src/services/json-array.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
@@ -107,11 +107,29 @@ const texts = fc.oneof(
   fc.string().map((s) => `[${s}]`),
 );
 
-test("eachArrayElement accepts exactly what JSON.parse accepts as an array, element for element", () => {
+/** `text` cut at `cuts` (positions, in any order), in pieces that may be empty. */
+function cut(text: string, cuts: number[]): string[] {
+  const at = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+  return [...at, text.length].map((end, i) => text.slice(i === 0 ? 0 : at[i - 1], end));
+}
+
+test("the array reader accepts exactly what JSON.parse accepts as an array, element for element, however the text is cut", () => {
   fc.assert(
-    fc.property(texts, (text) => {
+    fc.property(texts, fc.array(fc.nat(), { maxLength: 12 }), (text, cuts) => {
+      const pieces = cut(text, cuts);
+      assert.equal(pieces.join(""), text);
       const seen: unknown[] = [];
-      const scan = eachArrayElement(text, (e) => seen.push(e));
+      const whole: unknown[] = [];
+      const reader = createArrayReader((e) => seen.push(e));
+      let scan: ArrayScan | undefined;
+      for (const piece of pieces) scan ??= reader.write(piece);
+      scan ??= reader.end();
+      assert.equal(
+        eachArrayElement(text, (e) => whole.push(e)),
+        scan,
+        "whole or in pieces",
+      );
+      assert.deepEqual(whole, seen);
       let parsed: unknown;
       let valid = true;
       try {
@@ -128,10 +146,29 @@ test("eachArrayElement accepts exactly what JSON.parse accepts as an array, elem
       } else {
         assert.equal(scan, "malformed");
         assert.equal(valid, false);
+        assert.equal(text.trimStart()[0], "[");
       }
     }),
     { numRuns: 3_000 },
   );
+});
+
+test("the array reader finds strings' ends across pieces: escaped quotes and runs of backslashes split anywhere", () => {
+  const strings = ['a\\"b', '\\"', "\\\\", 'x"', '"', "\\", 'q\\\\"r'];
+  const list = JSON.stringify([...strings, { k: strings }, "end"]);
+  for (let a = 0; a <= list.length; a++) {
+    for (let b = a; b <= list.length; b += 3) {
+      const seen: unknown[] = [];
+      const reader = createArrayReader((e) => seen.push(e));
+      const scan =
+        reader.write(list.slice(0, a)) ??
+        reader.write(list.slice(a, b)) ??
+        reader.write(list.slice(b)) ??
+        reader.end();
+      assert.equal(scan, "read", `cut at ${a} and ${b}`);
+      assert.deepEqual(seen, JSON.parse(list), `cut at ${a} and ${b}`);
+    }
+  }
 });
 
 test("the list's text and bytes are released before the first patient starts", async (t) => {
