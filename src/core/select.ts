@@ -37,6 +37,8 @@ interface Invalid {
 export interface ListCheck {
   /** Validates the next record and keeps only what `select` needs of it. */
   add(record: unknown): void;
+  /** Forgets every record: the list is read again from its start. */
+  restart(): void;
   /**
    * Splits the list into patients to handle and per-record failures. Throws UpstreamError (before
    * any result is built) when more than LIMITS.invalidRecords records, or more than half, are
@@ -49,11 +51,17 @@ export interface ListCheck {
 
 /** A list check to feed record by record (see BackendClient.fetchAllPatients). */
 export function createListCheck(): ListCheck {
-  const checked: Checked[] = [];
+  let checked: Checked[] = [];
   let count = 0;
   let invalid = 0;
   let first = "";
   return {
+    restart() {
+      checked = [];
+      count = 0;
+      invalid = 0;
+      first = "";
+    },
     add(record) {
       const index = count++;
       const parsed = Patient.safeParse(record);
