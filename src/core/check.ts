@@ -73,7 +73,7 @@ export async function runCheck(
   });
   await step("patient_list", "Fetching the patient list", async () => {
     const list = createListCheck();
-    await backend.fetchAllPatients(list.add);
+    await backend.fetchAllPatients(list);
     const { selected, rejected } = list.select();
     return `${selected.length} patients, ${rejected.length} records that cannot be handled`;
   });

@@ -247,7 +247,7 @@ async function prepare(
   if (health === "predict_probe") emit({ type: "ml_probe_used" });
   unlessStopped();
   const list = createListCheck();
-  await backend.fetchAllPatients(list.add).catch(upstream("Fetching the patient list"));
+  await backend.fetchAllPatients(list).catch(upstream("Fetching the patient list"));
   unlessStopped();
   return list.select(config.patients, config.shard);
 }

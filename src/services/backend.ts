@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import { DEFAULTS } from "../defaults.ts";
 import { AuthError, UpstreamError } from "../errors.ts";
+import { streamText, type TextSink } from "./body-stream.ts";
 import {
   type Answer,
   type ClientHooks,
@@ -17,7 +18,7 @@ import {
   type ServiceSettings,
   send,
 } from "./http.ts";
-import { eachArrayElement } from "./json-array.ts";
+import { createArrayReader } from "./json-array.ts";
 import {
   LoginResponse,
   type Patient,
@@ -49,15 +50,22 @@ export interface BackendOptions extends ServiceSettings, Omit<ClientHooks, "serv
   onToken?: ((token: string) => void) | undefined;
 }
 
+/** Where the patient list's records go as they are parsed. */
+export interface ListSink {
+  add(record: unknown): void;
+  /** The list is read again from its start (a retry after its body broke off): forget it all. */
+  restart(): void;
+}
+
 export interface BackendClient {
   /** Makes sure a valid token is held: checks a configured one, logs in when missing or rejected. */
   authenticate(): Promise<void>;
   /**
-   * Hands each record of the patient list to `each`, in order, as it is parsed, and keeps none:
-   * the caller keeps what it needs, and the raw records (names included) and the list's text can
-   * be collected as soon as this resolves.
+   * Hands each record of the patient list to `list.add`, in order, as its text arrives, and keeps
+   * none: the caller keeps what it needs; the raw records (names included) and the text never
+   * pile up. A retry of a list that broke off midway calls `list.restart()` first.
    */
-  fetchAllPatients(each: (record: unknown) => void): Promise<void>;
+  fetchAllPatients(list: ListSink): Promise<void>;
   fetchVitals(pid: number, limit: number): Promise<Vital[]>;
   updateStatus(pid: number, status: number): Promise<Patient>;
 }
@@ -134,12 +142,18 @@ export function createBackend(options: BackendOptions): BackendClient {
   }
 
   /** A bearer request; a 401 means expiry: one shared re-login, then the request once more. */
-  async function authed(path: string, init: SendOptions = {}): Promise<Answer> {
+  function authed(path: string, init: SendOptions = {}): Promise<Answer> {
+    return authedWith((headers) => call(path, { ...init, headers }));
+  }
+
+  async function authedWith<A extends { status: number; route: string }>(
+    request: (headers: Record<string, string>) => Promise<A>,
+  ): Promise<A> {
     const seen = generation;
-    let answer = await call(path, { ...init, headers: bearer(token) });
+    let answer = await request(bearer(token));
     if (answer.status === 401) {
       await relogin(seen);
-      answer = await call(path, { ...init, headers: bearer(token) });
+      answer = await request(bearer(token));
       if (answer.status === 401) {
         failed ??= new AuthError(
           `${answer.route}: the backend rejected a token it had just issued (HTTP 401). Check the backend's clock and signing key.`,
@@ -165,24 +179,21 @@ export function createBackend(options: BackendOptions): BackendClient {
       await login();
     },
 
-    async fetchAllPatients(each) {
+    async fetchAllPatients(list) {
       const maxBytes = options.maxListBytes ?? DEFAULTS.maxListMib * MIB;
-      const answer = expectOk(
-        await authed("api/patient/fetchAllPatients", { maxBytes }).catch((error: unknown) => {
-          throw error instanceof RequestFailure && error.reason === "body_too_large"
-            ? listTooLarge(error, maxBytes)
-            : error;
-        }),
-      );
-      // A turn of the event loop first: until then the frames that delivered the answer hold
-      // got's response, whose bytes (as large as the list) the scan's garbage collections can
-      // then free.
-      await new Promise(setImmediate);
-      const scan = eachArrayElement(answer.body, each);
-      if (scan === "read") return;
-      // Not an array, or not JSON: parseBody says which, in the words it has for every body.
-      parseBody(answer, PatientList);
-      throw new Error(`The patient list's scan (${scan}) disagrees with JSON.parse.`);
+      let opened = 0;
+      const open = (status: number) => {
+        if (opened++ > 0) list.restart();
+        return listReader(list, status);
+      };
+      const answer = await authedWith((headers) =>
+        streamText(client, "api/patient/fetchAllPatients", { headers, maxBytes, open }),
+      ).catch((error: unknown) => {
+        throw error instanceof RequestFailure && error.reason === "body_too_large"
+          ? listTooLarge(error, maxBytes)
+          : error;
+      });
+      expectOk({ ...answer, body: "" });
     },
 
     async fetchVitals(pid, limit) {
@@ -215,6 +226,37 @@ export function createBackend(options: BackendOptions): BackendClient {
 }
 
 const MIB = 1024 * 1024;
+
+const LIST_ROUTE = "GET /api/patient/fetchAllPatients";
+
+/**
+ * The list's text, read as it arrives, its records handed to `list`. A malformed list fails as
+ * soon as the fault arrives; a body that is not an array is kept (within the list's cap) so that
+ * parseBody says what it is, in the words it has for every body.
+ */
+function listReader(list: ListSink, status: number): TextSink {
+  const reader = createArrayReader((record) => list.add(record));
+  /** The text from the first piece that showed it is not an array (what precedes is spaces). */
+  let other: string[] | undefined;
+  const notJson = () =>
+    new RequestFailure("invalid_response", `${LIST_ROUTE}: HTTP ${status} body is not JSON`);
+  return {
+    write(text) {
+      if (other !== undefined) return void other.push(text);
+      const scan = reader.write(text);
+      if (scan === "not_array") other = [text];
+      else if (scan === "malformed") throw notJson();
+    },
+    end() {
+      const scan = other === undefined ? reader.end() : "not_array";
+      if (scan === "read") return;
+      if (scan === "malformed") throw notJson();
+      const body = other?.join("") ?? "";
+      parseBody({ status, body, route: LIST_ROUTE, attempts: 1 }, PatientList);
+      throw new Error("The patient list's scan says it is not an array; JSON.parse disagrees.");
+    },
+  };
+}
 
 /** A list over the cap, in words that name the setting which raises it. */
 function listTooLarge(error: RequestFailure, maxBytes: number): RequestFailure {
@@ -259,7 +301,7 @@ function json(body: string): unknown {
   }
 }
 
-function forbidden(answer: Answer): AuthError {
+function forbidden(answer: { route: string }): AuthError {
   return new AuthError(
     `${answer.route}: HTTP 403, the credentials did not reach the backend. Check that a proxy is not stripping the Authorization header.`,
   );

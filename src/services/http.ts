@@ -374,7 +374,7 @@ export function sameOriginRedirect(origin: string) {
 }
 
 /** Where a Location points, resolved the way got resolves it (the header's bytes read as UTF-8). */
-function redirectTarget(location: string, from: string): URL | null {
+export function redirectTarget(location: string, from: string): URL | null {
   return URL.parse(Buffer.from(location, "binary").toString(), from);
 }
 
@@ -382,7 +382,7 @@ function redirectTarget(location: string, from: string): URL | null {
  * A request that got rejected. With `throwHttpErrors: false` every HTTP answer resolves (after its
  * retries), so what rejects is a timeout, an abort, a redirect loop or a network failure.
  */
-function toFailure(error: unknown, route: string): RequestFailure {
+export function toFailure(error: unknown, route: string): RequestFailure {
   // got wraps every failure of the request itself; anything else is a bug and must surface.
   if (!(error instanceof RequestError)) throw error;
   const fail = (reason: RequestReason, detail: string) =>

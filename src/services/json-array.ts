@@ -1,7 +1,8 @@
 /**
- * A JSON array read one element at a time: JSON.parse of a whole patient list holds every record
- * (names included) at once, several times the text's size; here each element is parsed on its own,
- * handed over and dropped, so at most one raw record lives beside the text.
+ * A JSON array read one element at a time, from text that may arrive in pieces: JSON.parse of a
+ * whole patient list holds every record (names included) at once, several times the text's size;
+ * here each element is parsed on its own, handed over and dropped, so at most one raw record and
+ * the unread rest of one piece live at a time.
  */
 
 const QUOTE = 0x22;
@@ -15,64 +16,170 @@ const CLOSE_OBJECT = 0x7d;
 /** Where a text stands as a JSON array: read whole, not an array at all, or not JSON. */
 export type ArrayScan = "read" | "not_array" | "malformed";
 
+/** Reads a JSON array piece by piece (see `createArrayReader`). */
+export interface ArrayReader {
+  /**
+   * Reads the next piece of the text. Answers "not_array" or "malformed" as soon as the text so
+   * far decides it (the reader then reads nothing more), else undefined.
+   */
+  write(piece: string): ArrayScan | undefined;
+  /** The text has ended: what it was. */
+  end(): ArrayScan;
+}
+
 /**
- * Calls `each` with every element of the JSON array `text`, in order, and says "read". Answers
- * "not_array" (having called nothing) when the text does not start with `[`, and "malformed" as
- * soon as it finds that the text is not JSON (after the elements before the fault): each element
- * is checked by JSON.parse itself, and only the separators between them by this scan, so it
- * accepts exactly what JSON.parse accepts. A throw from `each` propagates.
+ * A reader that calls `each` with every element of a JSON array, in order, whatever pieces its
+ * text is cut into (an element may span many). It says "not_array" (having called nothing) when
+ * the text does not start with `[`, and "malformed" as soon as it finds that the text is not JSON
+ * (after the elements before the fault): each element is checked by JSON.parse itself, and only
+ * the separators between them by this scan, so it accepts exactly what JSON.parse accepts. A throw
+ * from `each` propagates.
+ */
+export function createArrayReader(each: (element: unknown) => void): ArrayReader {
+  /** Before `[`, before the first element, inside an element, after `]`, or decided. */
+  let phase: "open" | "first" | "element" | "closed" | ArrayScan = "open";
+  /** The piece being read, and where its scan resumes. */
+  let text = "";
+  let at = 0;
+  /** The current element: its start in `text`, and its text in earlier pieces. */
+  let start = 0;
+  let parts: string[] = [];
+  let depth = 0;
+  let inString = false;
+  /** Backslashes ending the string's text in earlier pieces: they may escape a quote here. */
+  let carried = 0;
+
+  /** Scans the current element from `at`: the index of the `,` or `]` that ends it, else -1. */
+  const elementEnd = (): number => {
+    for (; at < text.length; at++) {
+      if (inString) {
+        const close = closingQuote(text, at, carried);
+        if (close < 0) {
+          carried = trailingSlashes(text, at, carried);
+          at = text.length;
+          return -1;
+        }
+        at = close;
+        inString = false;
+        continue;
+      }
+      const c = text.charCodeAt(at);
+      if (c === QUOTE) {
+        inString = true;
+        carried = 0;
+      } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
+        depth++;
+      } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
+        if (depth === 0) return at;
+        depth--;
+      } else if (c === COMMA && depth === 0) {
+        return at;
+      }
+    }
+    return -1;
+  };
+
+  /** The verdict, final: the reader reads nothing more. */
+  const decide = (scan: ArrayScan): ArrayScan => {
+    phase = scan;
+    text = "";
+    parts = [];
+    return scan;
+  };
+
+  const startElement = (from: number) => {
+    phase = "element";
+    start = from;
+    at = from;
+    parts = [];
+    depth = 0;
+    inString = false;
+  };
+
+  const read = (): ArrayScan | undefined => {
+    for (;;) {
+      if (phase === "element") {
+        const end = elementEnd();
+        if (end < 0) {
+          // Kept whole only once it is complete: each piece is scanned once.
+          parts.push(text.slice(start));
+          start = 0;
+          return undefined;
+        }
+        parts.push(text.slice(start, end));
+        let element: unknown;
+        try {
+          element = JSON.parse(parts.length === 1 ? (parts[0] as string) : parts.join(""));
+        } catch {
+          return decide("malformed");
+        }
+        parts = [];
+        each(element);
+        const c = text.charCodeAt(end);
+        if (c === CLOSE_ARRAY) {
+          phase = "closed";
+          at = end + 1;
+        } else if (c === COMMA) {
+          startElement(end + 1);
+        } else {
+          return decide("malformed");
+        }
+        continue;
+      }
+      if (phase !== "open" && phase !== "first" && phase !== "closed") return phase;
+      at = skipSpace(text, at);
+      if (at === text.length) return undefined;
+      const c = text.charCodeAt(at);
+      if (phase === "closed") return decide("malformed");
+      if (phase === "open") {
+        if (c !== OPEN_ARRAY) return decide("not_array");
+        phase = "first";
+        at++;
+      } else if (c === CLOSE_ARRAY) {
+        phase = "closed";
+        at++;
+      } else {
+        startElement(at);
+      }
+    }
+  };
+
+  return {
+    write(piece) {
+      if (phase !== "open" && phase !== "first" && phase !== "element" && phase !== "closed") {
+        return phase;
+      }
+      text = piece;
+      at = 0;
+      return read();
+    },
+    end() {
+      if (phase === "open") return decide("not_array");
+      if (phase === "closed") return decide("read");
+      if (phase === "first" || phase === "element") return decide("malformed");
+      return phase;
+    },
+  };
+}
+
+/**
+ * Calls `each` with every element of the JSON array `text`, in order (see `createArrayReader`).
  */
 export function eachArrayElement(text: string, each: (element: unknown) => void): ArrayScan {
-  let at = skipSpace(text, 0);
-  if (text.charCodeAt(at) !== OPEN_ARRAY) return "not_array";
-  at = skipSpace(text, at + 1);
-  if (text.charCodeAt(at) === CLOSE_ARRAY) return end(text, at);
-  for (;;) {
-    const start = at;
-    at = elementEnd(text, at);
-    if (at < 0) return "malformed";
-    let element: unknown;
-    try {
-      element = JSON.parse(text.slice(start, at));
-    } catch {
-      return "malformed";
-    }
-    each(element);
-    if (text.charCodeAt(at) === CLOSE_ARRAY) return end(text, at);
-    if (text.charCodeAt(at) !== COMMA) return "malformed";
-    at++;
-  }
+  const reader = createArrayReader(each);
+  return reader.write(text) ?? reader.end();
 }
 
 /**
- * The index of the `,` or `]` that ends the element starting at `from` (nesting and strings
- * skipped), else -1. What lies between is JSON.parse's to judge.
+ * The index of the quote that closes a string whose text resumes at `from`, else -1. `carried`
+ * backslashes end the string's text before `from` (in an earlier piece).
  */
-function elementEnd(text: string, from: number): number {
-  let depth = 0;
-  for (let at = from; at < text.length; at++) {
-    const c = text.charCodeAt(at);
-    if (c === QUOTE) {
-      at = closingQuote(text, at);
-      if (at < 0) return -1;
-    } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
-      depth++;
-    } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
-      if (depth === 0) return at;
-      depth--;
-    } else if (c === COMMA && depth === 0) {
-      return at;
-    }
-  }
-  return -1;
-}
-
-/** The index of the quote that closes the string opening at `open`, else -1. */
-function closingQuote(text: string, open: number): number {
-  let at = text.indexOf('"', open + 1);
+function closingQuote(text: string, from: number, carried: number): number {
+  let at = text.indexOf('"', from);
   while (at >= 0) {
     let slashes = 0;
-    while (text.charCodeAt(at - 1 - slashes) === BACKSLASH) slashes++;
+    while (at - 1 - slashes >= from && text.charCodeAt(at - 1 - slashes) === BACKSLASH) slashes++;
+    if (at - slashes === from) slashes += carried;
     // An odd run of backslashes escapes this quote.
     if (slashes % 2 === 0) return at;
     at = text.indexOf('"', at + 1);
@@ -80,9 +187,15 @@ function closingQuote(text: string, open: number): number {
   return -1;
 }
 
-/** "read" when only JSON whitespace follows the closing bracket at `at`. */
-function end(text: string, at: number): ArrayScan {
-  return skipSpace(text, at + 1) === text.length ? "read" : "malformed";
+/** The backslashes ending `text` after `from`, plus `carried` if they are all it holds. */
+function trailingSlashes(text: string, from: number, carried: number): number {
+  let slashes = 0;
+  while (
+    text.length - 1 - slashes >= from &&
+    text.charCodeAt(text.length - 1 - slashes) === BACKSLASH
+  )
+    slashes++;
+  return text.length - slashes === from ? slashes + carried : slashes;
 }
 
 /** The index of the first character at or after `from` that is not JSON whitespace. */
