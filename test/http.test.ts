@@ -1,12 +1,16 @@
 /**
- * The HTTP layer's request building, against a real stand-in: the query it sends and the route it
- * records. The query string is built by hand (cheaper than got's searchParams option), so this
- * guards its encoding.
+ * The HTTP layer against real servers: the query it sends (built by hand, cheaper than got's
+ * searchParams option) and the route it records, the compression it asks for, how its requests
+ * are aborted (a light signal per request, linked to the client's), and the scheme it speaks
+ * (Node's request is called by us, with got's options less the undefined ones).
  */
 import assert from "node:assert/strict";
+import { type AddressInfo, createServer } from "node:net";
 import { test } from "node:test";
-import { createClient, type RequestRecord, send } from "../src/services/http.ts";
-import { startServices } from "./helpers/services.ts";
+import { runSweep } from "../src/core/sweep.ts";
+import { createClient, RequestFailure, type RequestRecord, send } from "../src/services/http.ts";
+import { RequestSignal } from "../src/services/request-signal.ts";
+import { startServices, sweepConfig } from "./helpers/services.ts";
 
 const settings = { requestTimeoutMs: 5_000, retries: 0, retryDelayMs: 1, maxRetryAfterMs: 1_000 };
 
@@ -44,4 +48,91 @@ test("a request without searchParams is sent to its path alone", async (t) => {
   const answer = await send(client, "health");
   assert.equal(answer.status, 200);
   assert.equal(ml.requests[0]?.url, "/health");
+});
+
+test("requests ask for no compression; the patient list, the one large answer, does", async (t) => {
+  const { backend, env } = await startServices(t);
+  const result = await runSweep(sweepConfig(env, { patients: [1] }));
+  assert.equal(result.counts.failed, 0);
+  const encodings = Object.fromEntries(
+    backend.requests.map((r) => [r.path, r.headers["accept-encoding"] ?? null]),
+  );
+  assert.match(String(encodings["/api/patient/fetchAllPatients"]), /\bgzip\b/);
+  assert.equal(encodings["/api/patient/fetchVitals"], null);
+  assert.equal(encodings["/api/patient/updateStatus"] ?? null, null);
+});
+
+test("aborting the client's signal aborts every request in flight, and none is kept after", async (t) => {
+  const { backend, env } = await startServices(t);
+  const hold = backend.hold((r) => r.path === "/api/patient/fetchVitals");
+  const controller = new AbortController();
+  const records: RequestRecord[] = [];
+  const client = createClient(
+    { ...settings, baseUrl: env.PATIENT_SERVER as string },
+    { service: "backend", signal: controller.signal, onRequest: (r) => records.push(r) },
+  );
+  const pending = [1, 2, 3].map((key) =>
+    send(client, "api/patient/fetchVitals", { searchParams: { key } }).then(
+      () => "answered",
+      (error: unknown) => (error instanceof RequestFailure ? error.reason : String(error)),
+    ),
+  );
+  await hold.waitFor(3);
+  assert.equal(client.inFlight.size, 3);
+  controller.abort();
+  assert.deepEqual(await Promise.all(pending), ["aborted", "aborted", "aborted"]);
+  assert.equal(client.inFlight.size, 0);
+  assert.deepEqual(
+    records.map((r) => r.reason),
+    ["aborted", "aborted", "aborted"],
+  );
+  // A request sent after the abort fails at once, without reaching the service.
+  const late = await send(client, "api/patient/fetchVitals", { searchParams: { key: 4 } }).catch(
+    (error: unknown) => (error instanceof RequestFailure ? error.reason : String(error)),
+  );
+  assert.equal(late, "aborted");
+  assert.equal(backend.requests.filter((r) => r.query.get("key") === "4").length, 0);
+});
+
+test("an https base URL is spoken to in TLS", async (t) => {
+  const first = new Promise<number | undefined>((resolve) => {
+    const server = createServer((socket) => {
+      socket.once("data", (data) => {
+        resolve(data[0]);
+        socket.destroy();
+      });
+    });
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      const client = createClient(
+        { ...settings, baseUrl: `https://127.0.0.1:${port}` },
+        { service: "ml" },
+      );
+      send(client, "health")
+        .catch(() => undefined)
+        .finally(() => server.close());
+    });
+    t.after(() => server.close());
+  });
+  // 0x16: a TLS handshake record, the ClientHello.
+  assert.equal(await first, 0x16);
+});
+
+test("RequestSignal: aborts once, calls each listener once, keeps none after", () => {
+  const signal = new RequestSignal();
+  const calls: string[] = [];
+  const a = () => calls.push("a");
+  const b = () => calls.push("b");
+  signal.addEventListener("abort", a);
+  signal.addEventListener("abort", b);
+  signal.removeEventListener("abort", b);
+  assert.doesNotThrow(() => signal.throwIfAborted());
+  signal.abort();
+  signal.abort("again");
+  assert.deepEqual(calls, ["a"]);
+  assert.equal(signal.aborted, true);
+  assert.equal((signal.reason as DOMException).name, "AbortError");
+  assert.throws(() => signal.throwIfAborted(), { name: "AbortError" });
+  signal.addEventListener("abort", a);
+  assert.deepEqual(calls, ["a"]);
 });

@@ -193,6 +193,8 @@ function download(
       client.got.stream(path, {
         // A stream answers a retried status only as an error: got retries errors, not answers.
         throwHttpErrors: true,
+        // The one large answer: compression is worth asking for (the instance's default is off).
+        decompress: true,
         ...(options.headers === undefined ? {} : { headers: options.headers }),
         ...(signal === undefined ? {} : { signal }),
         ...(client.watched ? { context: { route } } : {}),

@@ -2,6 +2,14 @@
  * The HTTP layer shared by both service clients: one got instance per service with its base URL,
  * timeout, retry policy and body-size limit, and one error type for every way a request can fail.
  */
+
+import {
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestOptions,
+} from "node:http";
+import { request as httpsRequest } from "node:https";
 import got, {
   AbortError,
   type Got,
@@ -17,11 +25,10 @@ import got, {
   type RetryOptions,
   TimeoutError,
 } from "got";
-import { type ClientRequest, request as httpRequest, type RequestOptions } from "node:http";
-import { request as httpsRequest } from "node:https";
 import type { z } from "zod";
 import { createRateCap } from "./rate.ts";
 import type { RequestReason } from "./reasons.ts";
+import { linkAborts, RequestSignal } from "./request-signal.ts";
 import { describeIssues } from "./schemas.ts";
 
 /** Bodies larger than this are a contract break; the patient list has its own (--max-list-mib). */
@@ -85,8 +92,6 @@ export interface SendOptions {
   searchParams?: Record<string, string | number>;
   json?: unknown;
   headers?: Record<string, string>;
-  maxBytes?: number;
-  signal?: AbortSignal | undefined;
   /** This request's own retry policy, over the service's (see `retryOnlyUnstarted`). */
   retry?: Partial<RetryOptions> | undefined;
 }
@@ -142,12 +147,19 @@ export interface ServiceClient extends ClientHooks {
   got: Got;
   /** Whether got's hooks watch each attempt (a rate cap or `onAttempt`): they read the route. */
   watched: boolean;
+  /** The signals of the requests in flight, aborted with `signal`. */
+  inFlight: Set<RequestSignal>;
 }
 
 /** One got instance for one service, with its own rate cap. */
 export function createClient(settings: ServiceSettings, hooks: ClientHooks): ServiceClient {
   const watching = attemptHooks(settings, hooks);
-  return { ...hooks, got: createGot(settings, watching), watched: watching !== undefined };
+  return {
+    ...hooks,
+    got: createGot(settings, watching),
+    watched: watching !== undefined,
+    inFlight: linkAborts(hooks.signal),
+  };
 }
 
 function createGot(settings: ServiceSettings, hooks: Partial<Hooks> | undefined): Got {
@@ -156,6 +168,9 @@ function createGot(settings: ServiceSettings, hooks: Partial<Hooks> | undefined)
     ...(hooks === undefined ? {} : { hooks }),
     prefixUrl: settings.baseUrl,
     request: leanRequest,
+    // No Accept-Encoding: the answers are small (the list, streamed, asks for compression itself),
+    // and decompressing costs both sides more than the bytes saved on a hospital network.
+    decompress: false,
     timeout: { request: settings.requestTimeoutMs },
     throwHttpErrors: false,
     responseType: "text",
@@ -180,7 +195,7 @@ function createGot(settings: ServiceSettings, hooks: Partial<Hooks> | undefined)
 function leanRequest(
   url: URL,
   options: RequestOptions,
-  callback?: (response: import("node:http").IncomingMessage) => void,
+  callback?: (response: IncomingMessage) => void,
 ): ClientRequest {
   const lean: Record<string, unknown> = {};
   for (const key in options) {
@@ -278,8 +293,8 @@ export function retryOnlyUnstarted(settings: ServiceSettings): Partial<RetryOpti
 }
 
 /**
- * Sends one request (with the client's signal unless the options name another) and answers
- * whatever status came back; throws RequestFailure otherwise. Either way it is recorded once.
+ * Sends one request (aborted with the client's signal) and answers whatever status came back;
+ * throws RequestFailure otherwise. Either way it is recorded once.
  */
 export async function send(
   client: ServiceClient,
@@ -298,8 +313,7 @@ export async function send(
       reason,
     });
   try {
-    const signal = "signal" in options ? options.signal : client.signal;
-    const answer = await exchange(client, path, route, options, signal);
+    const answer = await exchange(client, path, route, options);
     record(answer.status, answer.attempts, null);
     return answer;
   } catch (error) {
@@ -313,18 +327,16 @@ async function exchange(
   path: string,
   route: string,
   options: SendOptions,
-  signal: AbortSignal | undefined,
 ): Promise<Answer> {
-  const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
-  // got has no body-size limit: watch the download and abort it past the limit. One controller
-  // per request, linked to the caller's signal and unlinked after (no AbortSignal.any per request).
-  const controller = new AbortController();
+  const { signal } = client;
+  // got has no body-size limit: watch the download and abort it past the limit. The request's
+  // signal is aborted too when the client's is (linkAborts).
+  const requestSignal = new RequestSignal();
+  if (signal?.aborted) requestSignal.abort(signal.reason);
+  client.inFlight.add(requestSignal);
   let tooLarge = false;
-  const onAbort = () => controller.abort(signal?.reason);
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener("abort", onAbort, { once: true });
   // got validates and merges every option it is given, each request: only those that are set.
-  const init: OptionsOfTextResponseBody = { signal: controller.signal };
+  const init: OptionsOfTextResponseBody = { signal: requestSignal.asAbortSignal };
   if (options.method !== undefined) init.method = options.method;
   if (options.json !== undefined) init.json = options.json;
   if (options.headers !== undefined) init.headers = options.headers;
@@ -333,9 +345,9 @@ async function exchange(
   const query = options.searchParams && queryString(options.searchParams);
   const request = client.got(query ? `${path}?${query}` : path, init);
   request.on("downloadProgress", ({ transferred, total }) => {
-    if (transferred > maxBytes || (total ?? 0) > maxBytes) {
+    if (transferred > MAX_BODY_BYTES || (total ?? 0) > MAX_BODY_BYTES) {
       tooLarge = true;
-      controller.abort();
+      requestSignal.abort();
     }
   });
   let response: Response<string>;
@@ -344,7 +356,7 @@ async function exchange(
   } catch (error) {
     const attempts = (error instanceof RequestError ? (error.request?.retryCount ?? 0) : 0) + 1;
     const failure = tooLarge
-      ? new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`)
+      ? new RequestFailure("body_too_large", `${route}: body over ${MAX_BODY_BYTES} bytes`)
       : // Whatever the caller aborted with (a TimeoutError included), the request was cut off by it.
         signal?.aborted && error instanceof RequestError
         ? new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error })
@@ -352,7 +364,7 @@ async function exchange(
     failure.attempts = attempts;
     throw failure;
   } finally {
-    signal?.removeEventListener("abort", onAbort);
+    client.inFlight.delete(requestSignal);
   }
   const attempts = response.retryCount + 1;
   const location = response.headers.location;
