@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTIONS, optionKey } from "./options.ts";
 import { type FileProblem, readBounded } from "./read-file.ts";
-import { type ConcurrencySetting, RULES } from "./rules.ts";
+import { type ConcurrencySetting, mostInFlight, RULES } from "./rules.ts";
 
 export { DEFAULTS };
 
@@ -117,10 +117,11 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       patientServer: data.PATIENT_SERVER,
       mlServer: data.ML_SERVER,
       credentials,
-      concurrency: typeof concurrency === "number" ? concurrency : concurrency.auto,
+      concurrency: mostInFlight(concurrency),
       adaptive: typeof concurrency !== "number",
       maxRps: o.maxRps,
-      maxListBytes: (o.maxListMib ?? DEFAULTS.maxListMib) * 1024 * 1024,
+      // Unset: the backend client's default (DEFAULTS.maxListMib), which programmatic callers get too.
+      maxListBytes: o.maxListMib === undefined ? undefined : o.maxListMib * 1024 * 1024,
       dryRun: o.dryRun ?? false,
       patients: o.patient,
       shard: o.shard,

@@ -65,18 +65,18 @@ export function processIo(): ProcessIo {
     },
     async earlyJson(exitCode, code, message, flags = {}) {
       // Loaded here, not up front: the report's model is a zod schema, which --help never needs.
-      const [{ buildReport }, { formatJson }] = await Promise.all([
+      const [{ buildReport }, { formatJson }, { mostInFlight }] = await Promise.all([
         import("../core/report.ts"),
         import("../reporters/report.ts"),
+        import("./rules.ts"),
       ]);
       const now = new Date();
-      const concurrency = flags.concurrency ?? DEFAULTS.concurrency;
       const report = buildReport({
         runId: io.runId,
         startedAt: now,
         finishedAt: now,
         dryRun: flags.dryRun === true,
-        concurrency: typeof concurrency === "number" ? concurrency : concurrency.auto,
+        concurrency: mostInFlight(flags.concurrency ?? DEFAULTS.concurrency),
         exitCode,
         error: { code, message },
         patients: [],

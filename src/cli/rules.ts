@@ -20,6 +20,11 @@ function wholeNumber(min: number, max: number, rule: string) {
 /** `--concurrency`: a fixed number, or `{ auto: max }` for the adaptive limiter. */
 export type ConcurrencySetting = number | { auto: number };
 
+/** The most patients in flight a setting allows (auto's max), as the report states it. */
+export function mostInFlight(setting: ConcurrencySetting): number {
+  return typeof setting === "number" ? setting : setting.auto;
+}
+
 /** `auto` or `auto:<max>` as the limiter's max; undefined for anything else. */
 function autoMax(value: string): number | undefined {
   const match = /^auto(?::(\d+))?$/.exec(value);
