@@ -5,7 +5,7 @@
  */
 import { StringDecoder } from "node:string_decoder";
 import { HTTPError, type Request, RequestError } from "got";
-import { RequestFailure, redirectTarget, type ServiceClient, toFailure } from "./http.ts";
+import { RequestFailure, recorder, redirectTarget, type ServiceClient, toFailure } from "./http.ts";
 
 /** Where one attempt's body goes, piece by piece. */
 export interface TextSink {
@@ -44,17 +44,8 @@ export async function streamText(
   path: string,
   options: StreamOptions,
 ): Promise<Streamed> {
-  const started = performance.now();
   const route = `GET /${path}`;
-  const record = (status: number | null, attempts: number, reason: string | null) =>
-    client.onRequest?.({
-      service: client.service,
-      route,
-      status,
-      attempts,
-      durationMs: Math.round(performance.now() - started),
-      reason,
-    });
+  const record = recorder(client, route);
   try {
     const answer = await download(client, path, route, options);
     record(answer.status, answer.attempts, null);

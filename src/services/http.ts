@@ -301,17 +301,8 @@ export async function send(
   path: string,
   options: SendOptions = {},
 ): Promise<Answer> {
-  const started = performance.now();
   const route = `${options.method ?? "GET"} /${path}`;
-  const record = (status: number | null, attempts: number, reason: string | null) =>
-    client.onRequest?.({
-      service: client.service,
-      route,
-      status,
-      attempts,
-      durationMs: Math.round(performance.now() - started),
-      reason,
-    });
+  const record = recorder(client, route);
   try {
     const answer = await exchange(client, path, route, options);
     record(answer.status, answer.attempts, null);
@@ -320,6 +311,26 @@ export async function send(
     if (error instanceof RequestFailure) record(error.status ?? null, error.attempts, error.reason);
     throw error;
   }
+}
+
+/**
+ * How a request is recorded once it ended, timed from this call: the client's `onRequest`
+ * with its final status, attempts and failure reason.
+ */
+export function recorder(
+  client: ServiceClient,
+  route: string,
+): (status: number | null, attempts: number, reason: string | null) => void {
+  const started = performance.now();
+  return (status, attempts, reason) =>
+    client.onRequest?.({
+      service: client.service,
+      route,
+      status,
+      attempts,
+      durationMs: Math.round(performance.now() - started),
+      reason,
+    });
 }
 
 async function exchange(
