@@ -193,7 +193,7 @@ export function createBackend(options: BackendOptions): BackendClient {
           ? listTooLarge(error, maxBytes)
           : error;
       });
-      expectOk({ ...answer, body: "" });
+      expectOk(answer);
     },
 
     async fetchVitals(pid, limit) {
@@ -263,7 +263,7 @@ function listTooLarge(error: RequestFailure, maxBytes: number): RequestFailure {
   const size = maxBytes % MIB === 0 ? `${maxBytes / MIB} MiB` : `${maxBytes} bytes`;
   const failure = new RequestFailure(
     "body_too_large",
-    `GET /api/patient/fetchAllPatients: the list is over ${size}; if the backend has that many patients, raise --max-list-mib (MAX_LIST_MIB)`,
+    `${LIST_ROUTE}: the list is over ${size}; if the backend has that many patients, raise --max-list-mib (MAX_LIST_MIB)`,
     error.status,
     { cause: error },
   );

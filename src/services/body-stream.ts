@@ -4,8 +4,15 @@
  * It goes through the service's got instance (its rate cap, redirect rule, timeout and retries).
  */
 import { StringDecoder } from "node:string_decoder";
-import { HTTPError, type Request, RequestError } from "got";
-import { RequestFailure, recorder, redirectTarget, type ServiceClient, toFailure } from "./http.ts";
+import { HTTPError, type Request, type RequestError } from "got";
+import {
+  bodyTooLarge,
+  RequestFailure,
+  recorder,
+  redirectRefused,
+  type ServiceClient,
+  toFailure,
+} from "./http.ts";
 
 /** Where one attempt's body goes, piece by piece. */
 export interface TextSink {
@@ -110,8 +117,7 @@ function download(
         failure.attempts = attempts();
         settle(stream, failure);
       };
-      const tooLarge = () =>
-        fail(new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`));
+      const tooLarge = () => fail(bodyTooLarge(route, maxBytes));
 
       // got destroys this attempt quietly and hands over the next one (after its backoff).
       stream.once("retry", (_count: number, error: RequestError, next: () => Request) => {
@@ -123,14 +129,7 @@ function download(
         answered(attemptStart, statusCode);
         // A 3xx that comes back as an answer is one the redirect rule refused to follow.
         if (headers.location !== undefined && statusCode >= 300 && statusCode < 400) {
-          const origin =
-            redirectTarget(headers.location, response.url)?.origin ?? "an unparsable location";
-          const failure = new RequestFailure(
-            "redirect_refused",
-            `${route}: HTTP ${statusCode} redirect to ${origin} refused (only the same origin and method are followed); fix the service's base URL`,
-            statusCode,
-          );
-          return fail(failure);
+          return fail(redirectRefused(route, statusCode, headers.location, response.url));
         }
         if (statusCode < 200 || statusCode > 299) {
           return settle(stream, answer());
@@ -168,11 +167,7 @@ function download(
         }
         let failure: RequestFailure;
         try {
-          // Whatever the caller aborted with (a TimeoutError included), it cut the request off.
-          failure =
-            signal?.aborted && error instanceof RequestError
-              ? new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error })
-              : toFailure(error, route);
+          failure = toFailure(error, route, signal);
         } catch (bug) {
           return settle(stream, bug as Error);
         }

@@ -367,11 +367,8 @@ async function exchange(
   } catch (error) {
     const attempts = (error instanceof RequestError ? (error.request?.retryCount ?? 0) : 0) + 1;
     const failure = tooLarge
-      ? new RequestFailure("body_too_large", `${route}: body over ${MAX_BODY_BYTES} bytes`)
-      : // Whatever the caller aborted with (a TimeoutError included), the request was cut off by it.
-        signal?.aborted && error instanceof RequestError
-        ? new RequestFailure("aborted", `${route}: aborted`, undefined, { cause: error })
-        : toFailure(error, route);
+      ? bodyTooLarge(route, MAX_BODY_BYTES)
+      : toFailure(error, route, signal);
     failure.attempts = attempts;
     throw failure;
   } finally {
@@ -381,12 +378,7 @@ async function exchange(
   const location = response.headers.location;
   // A 3xx that comes back as an answer is one the redirect rule refused to follow.
   if (location !== undefined && response.statusCode >= 300 && response.statusCode < 400) {
-    const origin = redirectTarget(location, response.url)?.origin ?? "an unparsable location";
-    const failure = new RequestFailure(
-      "redirect_refused",
-      `${route}: HTTP ${response.statusCode} redirect to ${origin} refused (only the same origin and method are followed); fix the service's base URL`,
-      response.statusCode,
-    );
+    const failure = redirectRefused(route, response.statusCode, location, response.url);
     failure.attempts = attempts;
     throw failure;
   }
@@ -418,19 +410,45 @@ export function sameOriginRedirect(origin: string) {
 }
 
 /** Where a Location points, resolved the way got resolves it (the header's bytes read as UTF-8). */
-export function redirectTarget(location: string, from: string): URL | null {
+function redirectTarget(location: string, from: string): URL | null {
   return URL.parse(Buffer.from(location, "binary").toString(), from);
+}
+
+/** A 3xx that came back as an answer: one the redirect rule refused to follow. */
+export function redirectRefused(
+  route: string,
+  status: number,
+  location: string,
+  from: string,
+): RequestFailure {
+  const origin = redirectTarget(location, from)?.origin ?? "an unparsable location";
+  return new RequestFailure(
+    "redirect_refused",
+    `${route}: HTTP ${status} redirect to ${origin} refused (only the same origin and method are followed); fix the service's base URL`,
+    status,
+  );
+}
+
+/** A body past `maxBytes`, which the request was aborted for. */
+export function bodyTooLarge(route: string, maxBytes: number): RequestFailure {
+  return new RequestFailure("body_too_large", `${route}: body over ${maxBytes} bytes`);
 }
 
 /**
  * A request that got rejected. With `throwHttpErrors: false` every HTTP answer resolves (after its
- * retries), so what rejects is a timeout, an abort, a redirect loop or a network failure.
+ * retries), so what rejects is a timeout, an abort, a redirect loop or a network failure. Once the
+ * caller's `signal` aborted, whatever it aborted with (a TimeoutError included) cut the request off.
  */
-export function toFailure(error: unknown, route: string): RequestFailure {
+export function toFailure(
+  error: unknown,
+  route: string,
+  signal: AbortSignal | undefined,
+): RequestFailure {
   // got wraps every failure of the request itself; anything else is a bug and must surface.
   if (!(error instanceof RequestError)) throw error;
   const fail = (reason: RequestReason, detail: string) =>
     new RequestFailure(reason, `${route}: ${detail}`, undefined, { cause: error });
+  if (signal?.aborted) return fail("aborted", "aborted");
   if (error instanceof TimeoutError) return fail("timeout", "timed out");
   if (error instanceof AbortError) return fail("aborted", "aborted");
   if (error instanceof MaxRedirectsError) return fail("invalid_response", "too many redirects");
@@ -439,7 +457,7 @@ export function toFailure(error: unknown, route: string): RequestFailure {
 }
 
 /** Fails with `http_<status>` unless the answer is 2xx. */
-export function expectOk(answer: Answer): Answer {
+export function expectOk<A extends { status: number; route: string }>(answer: A): A {
   if (answer.status < 200 || answer.status > 299) {
     throw new RequestFailure(
       `http_${answer.status}`,
