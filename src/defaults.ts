@@ -39,7 +39,10 @@ export const LIMITS = {
   /** A `*_FILE` secret holds one value. */
   secretFileBytes: 64 * 1024,
   envFileBytes: 1024 * 1024,
-  /** `--max-list-mib`: V8's longest string (the list is read as one) is just under 512 MiB. */
+  /**
+   * `--max-list-mib`: V8's longest string is just under 512 MiB, and a list body that is not an
+   * array is kept whole (up to the cap) to say what it is.
+   */
   maxListMib: 500,
   /** More invalid patient records than this (or than half the list) is a contract break. */
   invalidRecords: 1_000,

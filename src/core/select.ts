@@ -21,9 +21,9 @@ export interface Selection {
 }
 
 /**
- * A record of the list as selection keeps it: the patient (`{pid, status}`, a fresh object the
- * schema built), or for a record that cannot be handled its pid if it has a usable one, its index
- * and the failing fields. Nothing of the received record itself (its names) is kept.
+ * A record of the list as selection keeps it: the patient (`{pid, status}`, see `compact`), or for
+ * a record that cannot be handled its pid if it has a usable one, its index and the failing
+ * fields. Nothing of the received record itself (its names) is kept.
  */
 type Checked = Patient | Invalid;
 

@@ -52,7 +52,7 @@ const PIECE_CHARS = 64 * 1024;
 export function* jsonPieces(report: Report): Generator<string> {
   const { patients, ...rest } = report;
   // The empty array and the closing brace end the head: the entries go between.
-  let piece = `${JSON.stringify({ ...rest, patients: [] }).slice(0, -2)}`;
+  let piece = JSON.stringify({ ...rest, patients: [] }).slice(0, -2);
   for (const [i, patient] of patients.entries()) {
     piece += `${i === 0 ? "" : ","}${JSON.stringify(patient)}`;
     if (piece.length >= PIECE_CHARS) {
