@@ -2,7 +2,7 @@
  * The programmatic API: `runSweep(config, options)` and the types and errors around it.
  * Importing this module has no side effects.
  */
-export { DEFAULTS, resolveConfig } from "./cli/config.ts";
+export { DEFAULTS, resolveConfig } from "./config/settings.ts";
 export type { SweepEvent } from "./core/events.ts";
 export {
   buildReport,
@@ -23,6 +23,6 @@ export {
   UpstreamError,
   UsageError,
 } from "./errors.ts";
-export { formatHuman, formatJson } from "./reporters/report.ts";
+export { formatHuman, formatJson } from "./output/report.ts";
 export type { Credentials } from "./services/backend.ts";
 export { RequestFailure, type RequestRecord, type Service } from "./services/http.ts";

@@ -11,9 +11,9 @@ import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { OPTIONS } from "../src/cli/options.ts";
 import { buildProgram, type Invocation } from "../src/cli/program.ts";
-import { commanderParser, RULES } from "../src/cli/rules.ts";
+import { OPTIONS } from "../src/config/options.ts";
+import { commanderParser, RULES } from "../src/config/rules.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -714,7 +714,7 @@ test("every flag and environment variable the examples pass exists in the CLI an
   const unknown = examples.flatMap(({ name, args, env }) =>
     unknownNames(args, env).map((n) => `${name}: ${n}`),
   );
-  assert.deepEqual(unknown, [], "names the CLI does not declare in src/cli/options.ts");
+  assert.deepEqual(unknown, [], "names the CLI does not declare in src/config/options.ts");
   for (const { name, args, env } of examples) {
     assert.equal(parseArgs(args).command, "sweep", name);
     assertValidVariables(name, env);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { OPTIONS } from "../src/cli/options.ts";
+import { OPTIONS } from "../src/config/options.ts";
 import { EXIT_CODES } from "../src/errors.ts";
 
 const read = (name: string) => readFileSync(new URL(`../${name}`, import.meta.url), "utf8");

@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { reportJsonSchema } from "../scripts/report-schema.ts";
-import { RULES } from "../src/cli/rules.ts";
+import { RULES } from "../src/config/rules.ts";
 import { Report } from "../src/core/report.ts";
 import { EXIT_CODES } from "../src/errors.ts";
 import { parseReport, type RunResult, run } from "./helpers/exec.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildReport, type PatientResult } from "../src/core/report.ts";
-import { formatJson, jsonPieces } from "../src/reporters/report.ts";
+import { formatJson, jsonPieces } from "../src/output/report.ts";
 
 test("the JSON report's pieces add up to the one document, whatever the number of patients", () => {
   const result = (pid: number): PatientResult => ({

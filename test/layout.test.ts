@@ -1,6 +1,7 @@
 /**
  * src/ grows in role folders whose imports only run downward:
- * cli -> reporters -> core -> services -> errors.ts / defaults.ts (index.ts is the public API).
+ * cli -> config -> notify -> output -> host -> core -> services -> errors.ts / defaults.ts
+ * (index.ts is the public API and imports nothing from cli/).
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -9,7 +10,16 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const SRC = fileURLToPath(new URL("../src/", import.meta.url));
-const FLOORS = ["ground", "services", "core", "reporters", "cli"] as const;
+const FLOORS = [
+  "ground",
+  "services",
+  "core",
+  "host",
+  "output",
+  "notify",
+  "config",
+  "cli",
+] as const;
 
 function floorOf(file: string): number {
   const [top] = relative(SRC, file).split("/");
@@ -17,7 +27,7 @@ function floorOf(file: string): number {
   return floor === -1 ? 0 : floor;
 }
 
-test("imports in src/ only run downward: cli -> reporters -> core -> services -> errors/defaults", () => {
+test("imports in src/ only run downward: cli -> config -> notify -> output -> host -> core -> services -> errors/defaults", () => {
   const files = readdirSync(SRC, { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".ts") && f !== "index.ts")
     .map((f) => join(SRC, f));

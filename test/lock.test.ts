@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
-import { acquireLock } from "../src/cli/lock.ts";
+import { acquireLock } from "../src/host/lock.ts";
 import { BIN, parseReport, run, waitForStderr } from "./helpers/exec.ts";
 import { asPid1, canUnshare, childOf } from "./helpers/namespace.ts";
 import { startServices } from "./helpers/services.ts";

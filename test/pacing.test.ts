@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { RULES } from "../src/cli/rules.ts";
+import { RULES } from "../src/config/rules.ts";
 import { adaptivePacing, type ConcurrencyCause } from "../src/core/pacing.ts";
 import { runSweep, type SweepEvent } from "../src/index.ts";
 import type { AttemptRecord } from "../src/services/http.ts";

@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { OUTCOMES } from "../src/core/report.ts";
-import { pingBody, pingUrl } from "../src/reporters/ping.ts";
+import { pingBody, pingUrl } from "../src/notify/ping-url.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { runSweep } from "../src/index.ts";
-import { lastSuccessIn } from "../src/reporters/metrics.ts";
+import { lastSuccessIn } from "../src/notify/metrics.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";

@@ -15,8 +15,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { offsetStore, openStateDir, tokenCache } from "../src/cli/state.ts";
 import { nextOffset, runSweep } from "../src/core/sweep.ts";
+import { offsetStore, openStateDir, tokenCache } from "../src/host/state.ts";
 import { parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";

@@ -4,7 +4,7 @@
  */
 import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
-import type { Output } from "../reporters/human.ts";
+import type { Output } from "../output/human.ts";
 import type { CliFlags } from "./program.ts";
 
 export interface ProcessIo {
@@ -67,8 +67,8 @@ export function processIo(): ProcessIo {
       // Loaded here, not up front: the report's model is a zod schema, which --help never needs.
       const [{ buildReport }, { formatJson }, { mostInFlight }] = await Promise.all([
         import("../core/report.ts"),
-        import("../reporters/report.ts"),
-        import("./rules.ts"),
+        import("../output/report.ts"),
+        import("../config/rules.ts"),
       ]);
       const now = new Date();
       const report = buildReport({

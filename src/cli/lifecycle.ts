@@ -3,11 +3,11 @@
  * main.ts parses, resolves settings, takes the lock and wires signals, runs the command, prints
  * its result, notifies and exits; a command only does its own work.
  */
+
+import type { RunSettings } from "../config/settings.ts";
 import type { SweepEvent } from "../core/events.ts";
 import type { Report } from "../core/report.ts";
 import type { ExitCode } from "../errors.ts";
-import type { RunSettings } from "./config.ts";
-import type { CommandName } from "./program.ts";
 
 export interface CommandContext {
   /** A random UUID naming this run in its report, log lines and pings. */
@@ -42,45 +42,3 @@ export interface CommandSpec {
   locks: boolean;
   run(ctx: CommandContext): Promise<CommandResult>;
 }
-
-/** What every notifier knows of a run from its start. */
-export interface RunFacts {
-  runId: string;
-  command: CommandName;
-  startedAt: Date;
-  /**
-   * When set, the epoch milliseconds by which the process must have ended (the deadline's hard
-   * bound): a notifier's requests stay within it.
-   */
-  endBy: number | undefined;
-}
-
-/** How a run ended: after its command, or before it (exit 2-7, `report` undefined). */
-export interface RunEnd extends RunFacts {
-  finishedAt: Date;
-  exitCode: ExitCode;
-  error: { code: string; message: string } | null;
-  report?: Report | undefined;
-}
-
-/**
- * Something told about a run besides its report: metrics, pushes, pings. Best effort: a notifier
- * never throws and never changes the exit code; it says what went wrong through `warn`.
- */
-export interface Notifier {
-  /** The command is about to start its work (settings read, lock taken). */
-  start?(run: RunFacts): Promise<void>;
-  /** Every event of the command. */
-  event?(event: SweepEvent): void;
-  /** The run ended, also when it ended before its command started. */
-  finish(end: RunEnd): Promise<void>;
-}
-
-/** What a notifier is built from: every option's value, and where its warnings go. */
-export interface NotifierContext {
-  options: Record<string, unknown>;
-  warn: (message: string) => void;
-}
-
-/** Builds a notifier when its options are set, else undefined. */
-export type NotifierFactory = (ctx: NotifierContext) => Notifier | undefined;

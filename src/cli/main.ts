@@ -5,17 +5,12 @@
  */
 import { CommanderError } from "commander";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
-import type { Output } from "../reporters/human.ts";
+import type { Lock } from "../host/lock.ts";
+import type { Notifier, NotifierFactory, RunFacts } from "../notify/notifier.ts";
+import type { Output } from "../output/human.ts";
 import { importHttpWithoutUndici } from "./http-exports.ts";
 import { type ProcessIo, processIo } from "./io.ts";
-import type {
-  CommandResult,
-  CommandSpec,
-  Notifier,
-  NotifierFactory,
-  RunFacts,
-} from "./lifecycle.ts";
-import type { Lock } from "./lock.ts";
+import type { CommandResult, CommandSpec } from "./lifecycle.ts";
 import { buildProgram, type CommandName, givesRuledFlag, type Invocation } from "./program.ts";
 
 /**
@@ -58,12 +53,12 @@ const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
 
 /**
  * The notifiers, each loaded and built only when its option (by its key, see optionKey) is set.
- * A new one is a module under reporters/ or cli/ and one line here.
+ * A new one is a module under notify/ and one line here.
  */
 const NOTIFIERS: ReadonlyArray<[option: string, load: () => Promise<NotifierFactory>]> = [
-  ["metricsFile", async () => (await import("./notifiers/metrics-file.ts")).metricsFileNotifier],
-  ["pushgateway", async () => (await import("./notifiers/pushgateway.ts")).pushgatewayNotifier],
-  ["pingUrl", async () => (await import("./notifiers/ping.ts")).pingNotifier],
+  ["metricsFile", async () => (await import("../notify/metrics-file.ts")).metricsFileNotifier],
+  ["pushgateway", async () => (await import("../notify/pushgateway.ts")).pushgatewayNotifier],
+  ["pingUrl", async () => (await import("../notify/ping.ts")).pingNotifier],
 ];
 
 /** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
@@ -73,13 +68,13 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   // Until the settings are known, JSON logs when the command line (as written) or LOG_FORMAT in
   // the environment asks for it: a usage error or a bug is then a JSON line too.
   if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
-    const { createJsonLog } = await import("../reporters/json-log.ts");
+    const { createJsonLog } = await import("../output/json-log.ts");
     const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
     io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId: await newRunId() });
   }
   let invocation: Invocation | undefined;
   // The values' rules (zod) load only when a flag on the line has one: --help loads no zod.
-  const rules = givesRuledFlag(argv) ? await import("./rules.ts") : undefined;
+  const rules = givesRuledFlag(argv) ? await import("../config/rules.ts") : undefined;
   const program = buildProgram((asked) => {
     invocation = asked;
   }, rules?.commanderParser);
@@ -111,10 +106,10 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     { acquireLock },
     command,
   ] = await Promise.all([
-    import("../reporters/human.ts"),
-    import("../reporters/json-log.ts"),
-    import("./config.ts"),
-    import("./lock.ts"),
+    import("../output/human.ts"),
+    import("../output/json-log.ts"),
+    import("../config/settings.ts"),
+    import("../host/lock.ts"),
     COMMANDS[invocation.command](),
   ]);
   const facts: RunFacts = {
@@ -266,7 +261,7 @@ async function fileReport(
 ): Promise<boolean> {
   if (typeof path !== "string") return true;
   try {
-    const { writeFileAtomic } = await import("./atomic-write.ts");
+    const { writeFileAtomic } = await import("../host/atomic-write.ts");
     await writeFileAtomic(path, json());
     return true;
   } catch (error) {

@@ -6,9 +6,9 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
+import { OPTIONS, type OptionSpec, optionKey } from "../config/options.ts";
+import type { ConfigFlags } from "../config/settings.ts";
 import { EXIT_CODES } from "../errors.ts";
-import type { ConfigFlags } from "./config.ts";
-import { OPTIONS, type OptionSpec, optionKey } from "./options.ts";
 
 /** Commander's parsed options: the config flags plus those only the CLI acts on. */
 export interface CliFlags extends ConfigFlags {
@@ -18,7 +18,9 @@ export interface CliFlags extends ConfigFlags {
   lock?: string;
 }
 
-export type CommandName = "sweep" | "check";
+export type { CommandName } from "../notify/notifier.ts";
+
+import type { CommandName } from "../notify/notifier.ts";
 
 /** What the command line asked for, once commander has parsed it. */
 export interface Invocation {

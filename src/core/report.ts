@@ -1,6 +1,6 @@
 /**
  * The sweep's report: one entry per patient and counts that add up. Patients appear by pid and
- * status ids only; reporters/report.ts prints it. The zod schema is the one source of its type
+ * status ids only; output/report.ts prints it. The zod schema is the one source of its type
  * and of report.schema.json (`npm run report-schema` regenerates that file); strict objects, as
  * the file allows no other property.
  */

@@ -4,7 +4,7 @@
  * holds the lock until the test says the round is over.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { acquireLock, type Lock } from "../../src/cli/lock.ts";
+import { acquireLock, type Lock } from "../../src/host/lock.ts";
 
 const { barrier, racers } = workerData as { barrier: SharedArrayBuffer; racers: number };
 const arrived = new Int32Array(barrier);

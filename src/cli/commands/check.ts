@@ -3,7 +3,7 @@
  * exit code a sweep would give; no prediction, no write, no lock.
  */
 import { runCheck } from "../../core/check.ts";
-import { formatCheckHuman } from "../../reporters/report.ts";
+import { formatCheckHuman } from "../../output/report.ts";
 import type { CommandContext, CommandResult } from "../lifecycle.ts";
 
 export async function checkCommand(ctx: CommandContext): Promise<CommandResult> {

@@ -4,9 +4,9 @@
  */
 import { randomInt } from "node:crypto";
 import { nextOffset, runSweep } from "../../core/sweep.ts";
-import { formatHuman, jsonPieces } from "../../reporters/report.ts";
+import { offsetStore, openStateDir, tokenCache } from "../../host/state.ts";
+import { formatHuman, jsonPieces } from "../../output/report.ts";
 import type { CommandContext, CommandResult } from "../lifecycle.ts";
-import { offsetStore, openStateDir, tokenCache } from "../state.ts";
 
 export async function sweepCommand(ctx: CommandContext): Promise<CommandResult> {
   const { config, options } = ctx.settings;

@@ -5,6 +5,8 @@
  * the deadline's bound.
  */
 import got, { type Got, RequestError, TimeoutError } from "got";
+import { sameOriginRedirect } from "../services/http.ts";
+import type { Notifier, NotifierFactory, RunFacts } from "./notifier.ts";
 import {
   type PingEnd,
   type PingSignal,
@@ -12,9 +14,7 @@ import {
   pingUrl,
   SHARD_PLACEHOLDER,
   shardPingBase,
-} from "../../reporters/ping.ts";
-import { sameOriginRedirect } from "../../services/http.ts";
-import type { Notifier, NotifierFactory, RunFacts } from "../lifecycle.ts";
+} from "./ping-url.ts";
 
 /** Each attempt's timeout; one retry, after at most about half a second. */
 const ATTEMPT_MS = 3_000;

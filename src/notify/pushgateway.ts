@@ -4,7 +4,8 @@
  * the Pushgateway keeps the last success it holds (POST replaces only the metric names it sends).
  */
 import got, { RequestError, TimeoutError } from "got";
-import { DEFAULTS } from "../../defaults.ts";
+import { DEFAULTS } from "../defaults.ts";
+import { sameOriginRedirect } from "../services/http.ts";
 import {
   countRequest,
   emptyTally,
@@ -12,9 +13,8 @@ import {
   formatMetrics,
   shardLabel,
   succeeded,
-} from "../../reporters/metrics.ts";
-import { sameOriginRedirect } from "../../services/http.ts";
-import type { NotifierFactory } from "../lifecycle.ts";
+} from "./metrics.ts";
+import type { NotifierFactory } from "./notifier.ts";
 
 /** Kept back from the run's hard bound (`RunFacts.endBy`) for the process to drain and exit. */
 const EXIT_MARGIN_MS = 250;

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
-import { PING_URL_RULE } from "../reporters/ping.ts";
+import { PING_URL_RULE } from "../notify/ping-url.ts";
 import type { OptionSpec } from "./options.ts";
 
 /** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */

@@ -7,9 +7,9 @@ import dotenv from "dotenv";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
+import { type FileProblem, readBounded } from "../host/read-file.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTIONS, optionKey } from "./options.ts";
-import { type FileProblem, readBounded } from "./read-file.ts";
 import { type ConcurrencySetting, mostInFlight, RULES } from "./rules.ts";
 
 export { DEFAULTS };

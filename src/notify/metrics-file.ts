@@ -3,6 +3,9 @@
  * node_exporter's textfile collector, replacing the file atomically. A run that did not succeed
  * carries the last success forward from the file it replaces, so an alert on its age works.
  */
+
+import { writeFileAtomic } from "../host/atomic-write.ts";
+import { readBounded } from "../host/read-file.ts";
 import {
   countRequest,
   emptyTally,
@@ -11,10 +14,8 @@ import {
   lastSuccessIn,
   shardLabel,
   succeeded,
-} from "../../reporters/metrics.ts";
-import { writeFileAtomic } from "../atomic-write.ts";
-import type { NotifierFactory } from "../lifecycle.ts";
-import { readBounded } from "../read-file.ts";
+} from "./metrics.ts";
+import type { NotifierFactory } from "./notifier.ts";
 
 /** Our own file is a few KiB; anything larger is not ours to parse. */
 const MAX_PREVIOUS_BYTES = 64 * 1024;
