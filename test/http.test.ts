@@ -9,7 +9,6 @@ import { type AddressInfo, createServer } from "node:net";
 import { test } from "node:test";
 import { runSweep } from "../src/core/sweep.ts";
 import { createClient, RequestFailure, type RequestRecord, send } from "../src/services/http.ts";
-import { RequestSignal } from "../src/services/request-signal.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 
 const settings = { requestTimeoutMs: 5_000, retries: 0, retryDelayMs: 1, maxRetryAfterMs: 1_000 };
@@ -62,7 +61,7 @@ test("requests ask for no compression; the patient list, the one large answer, d
   assert.equal(encodings["/api/patient/updateStatus"] ?? null, null);
 });
 
-test("aborting the client's signal aborts every request in flight, and none is kept after", async (t) => {
+test("aborting the client's signal aborts every request in flight, and a later one before it is sent", async (t) => {
   const { backend, env } = await startServices(t);
   const hold = backend.hold((r) => r.path === "/api/patient/fetchVitals");
   const controller = new AbortController();
@@ -78,10 +77,8 @@ test("aborting the client's signal aborts every request in flight, and none is k
     ),
   );
   await hold.waitFor(3);
-  assert.equal(client.inFlight.size, 3);
   controller.abort();
   assert.deepEqual(await Promise.all(pending), ["aborted", "aborted", "aborted"]);
-  assert.equal(client.inFlight.size, 0);
   assert.deepEqual(
     records.map((r) => r.reason),
     ["aborted", "aborted", "aborted"],
@@ -116,23 +113,4 @@ test("an https base URL is spoken to in TLS", async (t) => {
   });
   // 0x16: a TLS handshake record, the ClientHello.
   assert.equal(await first, 0x16);
-});
-
-test("RequestSignal: aborts once, calls each listener once, keeps none after", () => {
-  const signal = new RequestSignal();
-  const calls: string[] = [];
-  const a = () => calls.push("a");
-  const b = () => calls.push("b");
-  signal.addEventListener("abort", a);
-  signal.addEventListener("abort", b);
-  signal.removeEventListener("abort", b);
-  assert.doesNotThrow(() => signal.throwIfAborted());
-  signal.abort();
-  signal.abort("again");
-  assert.deepEqual(calls, ["a"]);
-  assert.equal(signal.aborted, true);
-  assert.equal((signal.reason as DOMException).name, "AbortError");
-  assert.throws(() => signal.throwIfAborted(), { name: "AbortError" });
-  signal.addEventListener("abort", a);
-  assert.deepEqual(calls, ["a"]);
 });

@@ -10,16 +10,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const SRC = fileURLToPath(new URL("../src/", import.meta.url));
-const FLOORS = [
-  "ground",
-  "services",
-  "core",
-  "host",
-  "output",
-  "notify",
-  "config",
-  "cli",
-] as const;
+const FLOORS = ["ground", "services", "core", "host", "output", "notify", "config", "cli"] as const;
 
 function floorOf(file: string): number {
   const [top] = relative(SRC, file).split("/");

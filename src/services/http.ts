@@ -28,7 +28,6 @@ import got, {
 import type { z } from "zod";
 import { createRateCap } from "./rate.ts";
 import type { RequestReason } from "./reasons.ts";
-import { linkAborts, RequestSignal } from "./request-signal.ts";
 import { describeIssues } from "./schemas.ts";
 
 /** Bodies larger than this are a contract break; the patient list has its own (--max-list-mib). */
@@ -147,8 +146,6 @@ export interface ServiceClient extends ClientHooks {
   got: Got;
   /** Whether got's hooks watch each attempt (a rate cap or `onAttempt`): they read the route. */
   watched: boolean;
-  /** The signals of the requests in flight, aborted with `signal`. */
-  inFlight: Set<RequestSignal>;
 }
 
 /** One got instance for one service, with its own rate cap. */
@@ -158,7 +155,6 @@ export function createClient(settings: ServiceSettings, hooks: ClientHooks): Ser
     ...hooks,
     got: createGot(settings, watching),
     watched: watching !== undefined,
-    inFlight: linkAborts(hooks.signal),
   };
 }
 
@@ -340,14 +336,14 @@ async function exchange(
   options: SendOptions,
 ): Promise<Answer> {
   const { signal } = client;
-  // got has no body-size limit: watch the download and abort it past the limit. The request's
-  // signal is aborted too when the client's is (linkAborts).
-  const requestSignal = new RequestSignal();
-  if (signal?.aborted) requestSignal.abort(signal.reason);
-  client.inFlight.add(requestSignal);
+  // got has no body-size limit: watch the download and abort it past the limit, with this
+  // request's own controller; the client's signal aborts every request.
+  const own = new AbortController();
   let tooLarge = false;
   // got validates and merges every option it is given, each request: only those that are set.
-  const init: OptionsOfTextResponseBody = { signal: requestSignal.asAbortSignal };
+  const init: OptionsOfTextResponseBody = {
+    signal: signal === undefined ? own.signal : AbortSignal.any([signal, own.signal]),
+  };
   if (options.method !== undefined) init.method = options.method;
   if (options.json !== undefined) init.json = options.json;
   if (options.headers !== undefined) init.headers = options.headers;
@@ -358,7 +354,7 @@ async function exchange(
   request.on("downloadProgress", ({ transferred, total }) => {
     if (transferred > MAX_BODY_BYTES || (total ?? 0) > MAX_BODY_BYTES) {
       tooLarge = true;
-      requestSignal.abort();
+      own.abort();
     }
   });
   let response: Response<string>;
@@ -371,8 +367,6 @@ async function exchange(
       : toFailure(error, route, signal);
     failure.attempts = attempts;
     throw failure;
-  } finally {
-    client.inFlight.delete(requestSignal);
   }
   const attempts = response.retryCount + 1;
   const location = response.headers.location;
