@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { readEnvFile, workingDirectory } from "../src/config/env-file.ts";
 import { ConfigError, DEFAULTS, resolveConfig } from "../src/index.ts";
 import { tempDir } from "./helpers/temp.ts";
 
@@ -58,7 +59,8 @@ test("a legacy name is ignored when the namespaced one or its _FILE is set anywh
   const d = tempDir(t, "config");
   writeFileSync(join(d, "user"), "from-file\n");
   writeFileSync(join(d, ".env"), `BACKEND_USERNAME_FILE=${join(d, "user")}\nPASSWORD=legacy-pw\n`);
-  const c = resolveConfig({ flags: {}, env: { ...urls, USERNAME: "root" }, cwd: d });
+  const envFile = readEnvFile(undefined, d);
+  const c = resolveConfig({ flags: {}, env: { ...urls, USERNAME: "root" }, envFile, cwd: d });
   assert.equal(c.credentials.username, "from-file");
   assert.equal(c.credentials.password, "legacy-pw");
   assert.equal(c.credentials.usernameSource, "BACKEND_USERNAME_FILE");
@@ -106,7 +108,8 @@ test("the env file is a regular file of at most 1 MiB, parsed as dotenv with # s
   const d = tempDir(t, "config");
   const env = { ...urls, BACKEND_USERNAME: "u" };
   writeFileSync(join(d, "a.env"), 'BACKEND_PASSWORD="a#b" # quoted\nTOKEN=c#d\n');
-  const c = resolveConfig({ flags: { envFile: "a.env" }, env, cwd: d });
+  const envFile = readEnvFile("a.env", d);
+  const c = resolveConfig({ flags: {}, env, envFile, cwd: d });
   assert.equal(c.credentials.password, "a#b");
   assert.equal(c.credentials.token, "c", "unquoted, the rest of the line is a comment");
 
@@ -116,7 +119,7 @@ test("the env file is a regular file of at most 1 MiB, parsed as dotenv with # s
     ["big.env", "larger than 1 MiB"],
     ["dir.env", "not a regular file"],
   ]) {
-    const lines = problems(() => resolveConfig({ flags: { envFile: file }, env, cwd: d }));
+    const lines = problems(() => readEnvFile(file, d));
     assert.equal(lines.length, 1);
     assert.match(lines[0] as string, new RegExp(`^--env-file ${file}: ${why}`));
   }
@@ -127,7 +130,7 @@ test("a working directory that cannot be read is a ConfigError, not a crash", ()
     throw Object.assign(new Error("uv_cwd"), { code: "ENOENT" });
   };
   assert.deepEqual(
-    problems(() => resolveConfig({ flags: {}, env: { ...urls, BACKEND_TOKEN: "t" }, cwd: gone })),
+    problems(() => workingDirectory(gone)),
     ["The working directory no longer exists (ENOENT): run from an existing directory."],
   );
 });

@@ -12,8 +12,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { buildProgram, type Invocation } from "../src/cli/program.ts";
-import { OPTIONS } from "../src/config/options.ts";
-import { commanderParser, RULES } from "../src/config/rules.ts";
+import { OPTION_LIST } from "../src/config/options.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -47,8 +46,8 @@ function numberAfter(args: readonly string[], flag: string): number {
 
 /** The names among these flags and variables that the CLI does not declare. */
 function unknownNames(args: readonly string[], env: Record<string, string | undefined>): string[] {
-  const flags = new Set(OPTIONS.map((o) => o.flags.split(" ")[0]));
-  const variables = new Set([...FIXED_VARIABLES, ...OPTIONS.flatMap((o) => o.env ?? [])]);
+  const flags = new Set(OPTION_LIST.map(([, o]) => o.flags.split(" ")[0]));
+  const variables = new Set([...FIXED_VARIABLES, ...OPTION_LIST.flatMap(([, o]) => o.env ?? [])]);
   return [
     ...args.filter((a) => a.startsWith("--") && !flags.has(a)),
     ...Object.keys(env).filter((name) => !variables.has(name)),
@@ -60,7 +59,7 @@ function parseArgs(args: readonly string[]): Invocation {
   let invocation: Invocation | undefined;
   buildProgram((asked) => {
     invocation = asked;
-  }, commanderParser).parse([...args], { from: "user" });
+  }).parse([...args], { from: "user" });
   assert.ok(invocation, `no command for ${args.join(" ")}`);
   return invocation;
 }
@@ -68,9 +67,9 @@ function parseArgs(args: readonly string[]): Invocation {
 /** Checks each literal value of an option's variable with the option's own rule. */
 function assertValidVariables(where: string, env: Record<string, string | undefined>): void {
   for (const [name, value] of Object.entries(env)) {
-    const rule = OPTIONS.find((o) => o.env === name)?.rule;
+    const rule = OPTION_LIST.find(([, o]) => o.env === name)?.[1].rule;
     if (rule && value !== undefined)
-      assert.ok(RULES[rule].safeParse(value).success, `${where}: ${name}=${value} breaks its rule`);
+      assert.ok(rule.safeParse(value).success, `${where}: ${name}=${value} breaks its rule`);
   }
 }
 

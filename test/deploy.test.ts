@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { OPTIONS } from "../src/config/options.ts";
+import { OPTION_LIST } from "../src/config/options.ts";
 import { EXIT_CODES } from "../src/errors.ts";
 
 const read = (name: string) => readFileSync(new URL(`../${name}`, import.meta.url), "utf8");
@@ -78,11 +78,12 @@ test("the README's flag and environment tables list exactly the declared options
     (row) => row.split("|")[1] ?? "",
   );
   const documented = new Set(flagRows.flatMap((cell) => cell.match(/--[a-z-]+/g) ?? []));
-  const declared = new Set(OPTIONS.map((o) => o.flags.split(" ")[0] as string));
+  const declared = new Set(OPTION_LIST.map(([, o]) => o.flags.split(" ")[0] as string));
   assert.deepEqual(
     [...documented].filter((f) => f !== "--version" && f !== "--help").toSorted(),
     [...declared].toSorted(),
   );
   const envTable = section("### Environment");
-  for (const o of OPTIONS.filter((o) => o.env)) assert.match(envTable, new RegExp(`\`${o.env}\``));
+  for (const [, o] of OPTION_LIST.filter(([, o]) => o.env))
+    assert.match(envTable, new RegExp(`\`${o.env}\``));
 });

@@ -32,3 +32,27 @@ test("importing the public API has no side effects", () => {
   assert.deepEqual(out.handles, []);
   assert.equal(out.exitCode, null);
 });
+
+test("the library loads no CLI package: neither commander nor dotenv, nor anything under cli/", () => {
+  const probe = new URL("./fixtures/module-probe.mjs", import.meta.url).href;
+  const api = new URL("../src/index.ts", import.meta.url).href;
+  const script = `const { resolveConfig } = await import(${JSON.stringify(api)});
+    resolveConfig({ flags: {}, env: { PATIENT_SERVER: "http://b", ML_SERVER: "http://m", BACKEND_TOKEN: "t" }, cwd: "/" });`;
+  const res = spawnSync(
+    process.execPath,
+    ["--import", probe, "--input-type=module", "-e", script],
+    {
+      encoding: "utf8",
+      timeout: 20_000,
+    },
+  );
+  assert.equal(res.status, 0, res.stderr);
+  const line = /^module-probe (.*)$/m.exec(res.stderr)?.[1];
+  assert.ok(line, res.stderr);
+  const loaded = JSON.parse(line) as string[];
+  assert.ok(loaded.includes("zod") && loaded.includes("got"), loaded.join(" "));
+  assert.deepEqual(
+    loaded.filter((m) => m === "commander" || m === "dotenv" || m.startsWith("src/cli/")),
+    [],
+  );
+});

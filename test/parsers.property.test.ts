@@ -8,8 +8,8 @@ import { validateHeaderValue } from "node:http";
 import { test } from "node:test";
 import { InvalidArgumentError } from "commander";
 import fc from "fast-check";
+import { commanderParser } from "../src/cli/program.ts";
 import { OPTIONS } from "../src/config/options.ts";
-import { commanderParser } from "../src/config/rules.ts";
 import { selectPatients } from "../src/core/select.ts";
 import { ConfigError, resolveConfig, UpstreamError } from "../src/index.ts";
 import { type Answer, createClient, parseBody, RequestFailure } from "../src/services/http.ts";
@@ -164,8 +164,7 @@ const numberish = fc.oneof(
 
 test("--concurrency and CONCURRENCY accept exactly the same values, to the same number", (t) => {
   const cwd = tempDir(t, "prop");
-  const spec = OPTIONS.find((o) => o.flags.startsWith("--concurrency "));
-  const flag = spec && commanderParser(spec);
+  const flag = commanderParser(OPTIONS.concurrency);
   assert.ok(flag);
   const env = { PATIENT_SERVER: "http://b", ML_SERVER: "http://m", BACKEND_TOKEN: "t" };
   fc.assert(

@@ -2,9 +2,13 @@
  * stdout and stderr as a run uses them: a report that cannot be written is remembered (exit 74),
  * stderr is best effort, a bug is one line (exit 70), and the process ends only after both drain.
  */
+import { randomUUID } from "node:crypto";
+import { mostInFlight } from "../config/rules.ts";
+import { buildReport } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
 import type { Output } from "../output/human.ts";
+import { formatJson } from "../output/report.ts";
 import type { CliFlags } from "./program.ts";
 
 export interface ProcessIo {
@@ -15,8 +19,8 @@ export interface ProcessIo {
    * environment asks for JSON); before that, bugs and warnings go to stderr as human lines.
    */
   out: Output | undefined;
-  /** Set once the run has its id: early documents carry it too. */
-  runId: string | undefined;
+  /** A random UUID naming this run in its report, log lines and pings; early documents too. */
+  readonly runId: string;
   /** Set with --json: a bug still prints the one JSON document. */
   jsonFlags: CliFlags | undefined;
   /** Writes to stdout (pieces one after another); false when it could not be written. */
@@ -51,7 +55,7 @@ export function processIo(): ProcessIo {
     });
   const io: ProcessIo = {
     verbose: false,
-    runId: undefined,
+    runId: randomUUID(),
     out: undefined,
     jsonFlags: undefined,
     async write(text) {
@@ -64,12 +68,6 @@ export function processIo(): ProcessIo {
       await io.write(await io.earlyJson(exitCode, code, message, flags));
     },
     async earlyJson(exitCode, code, message, flags = {}) {
-      // Loaded here, not up front: the report's model is a zod schema, which --help never needs.
-      const [{ buildReport }, { formatJson }, { mostInFlight }] = await Promise.all([
-        import("../core/report.ts"),
-        import("../output/report.ts"),
-        import("../config/rules.ts"),
-      ]);
       const now = new Date();
       const report = buildReport({
         runId: io.runId,

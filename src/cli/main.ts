@@ -1,17 +1,31 @@
 /**
  * The command line: the only module that touches the process (argv, env, signals, stdout, exit
- * code). The lifecycle: parse, resolve settings, take the lock and wire signals, run the command,
- * print its result, exit. Heavy modules load only once a command runs, so --help starts fast.
+ * code). `run` reads top to bottom as the lifecycle: parse, settings, output, notifiers, lock,
+ * signals, command, report, notify; `main` then exits once stdout and stderr have drained.
  */
 import { CommanderError } from "commander";
+import { readEnvFile, workingDirectory } from "../config/env-file.ts";
+import type { Options } from "../config/options.ts";
+import {
+  type ConfigInput,
+  type RunSettings,
+  resolveOptionsOnly,
+  resolveRun,
+} from "../config/settings.ts";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
-import type { Lock } from "../host/lock.ts";
+import { writeFileAtomic } from "../host/atomic-write.ts";
+import { acquireLock, type Lock } from "../host/lock.ts";
+import { metricsFileNotifier } from "../notify/metrics-file.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "../notify/notifier.ts";
-import type { Output } from "../output/human.ts";
-import { importHttpWithoutUndici } from "./http-exports.ts";
+import { pingNotifier } from "../notify/ping.ts";
+import { pushgatewayNotifier } from "../notify/pushgateway.ts";
+import { createOutput, type Output } from "../output/human.ts";
+import { createJsonLog } from "../output/json-log.ts";
+import { checkCommand } from "./commands/check.ts";
+import { sweepCommand } from "./commands/sweep.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type { CommandResult, CommandSpec } from "./lifecycle.ts";
-import { buildProgram, type CommandName, givesRuledFlag, type Invocation } from "./program.ts";
+import { buildProgram, type CliFlags, type CommandName, type Invocation } from "./program.ts";
 
 /**
  * The CLI entry: runs one command, then ends the process once stdout and stderr have drained
@@ -26,195 +40,96 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     process.on("warning", (warning) => io.warn(`${warning.name}: ${warning.message}`));
   }
   // A bug anywhere in the process (a timer, a stream's error event) ends the run with exit 70.
-  process.on("uncaughtException", (error) => onBug(error));
-  process.on("unhandledRejection", (error) => onBug(error));
+  const bugs = new BugTrap();
+  process.on("uncaughtException", (error) => bugs.catch(error));
+  process.on("unhandledRejection", (error) => bugs.catch(error));
   let code: number = EXIT.internal;
   try {
-    code = await run(argv, io).catch((error: unknown) => io.internal(error));
-    if (strayBug && code !== EXIT.internal) code = await io.internal(strayBug.error);
+    code = await run(argv, io, bugs).catch((error: unknown) => io.internal(error));
+    if (bugs.stray && code !== EXIT.internal) code = await io.internal(bugs.stray.error);
   } finally {
     await io.exit(code);
   }
 }
 
-/** A bug that escaped while no sweep was running to stop. */
-let strayBug: { error: unknown } | undefined;
-const recordBug = (error: unknown) => {
-  strayBug ??= { error };
-};
-/** Where a bug that escaped goes; a running sweep replaces it to stop and report first. */
-let onBug: (error: unknown) => void = recordBug;
+/** Where a bug that escaped goes: to the running command to stop it, else kept for the end. */
+class BugTrap {
+  stray: { error: unknown } | undefined;
+  #onBug: ((error: unknown) => void) | undefined;
+  catch(error: unknown): void {
+    if (this.#onBug) this.#onBug(error);
+    else this.stray ??= { error };
+  }
+  /** A promise that rejects with the next bug, until `release`. */
+  trap(abort: AbortController): Promise<never> {
+    const bugged = new Promise<never>((_, reject) => {
+      this.#onBug = (error) => {
+        abort.abort(error);
+        reject(error);
+      };
+    });
+    bugged.catch(() => {});
+    return bugged;
+  }
+  release(): void {
+    this.#onBug = undefined;
+  }
+}
 
-/** The commands, loaded only when they run. */
-const COMMANDS: Record<CommandName, () => Promise<CommandSpec>> = {
-  sweep: async () => ({ locks: true, run: (await import("./commands/sweep.ts")).sweepCommand }),
-  check: async () => ({ locks: false, run: (await import("./commands/check.ts")).checkCommand }),
+/** The commands. */
+const COMMANDS: Record<CommandName, CommandSpec> = {
+  sweep: { locks: true, run: sweepCommand },
+  check: { locks: false, run: checkCommand },
 };
 
-/**
- * The notifiers, each loaded and built only when its option (by its key, see optionKey) is set.
- * A new one is a module under notify/ and one line here.
- */
-const NOTIFIERS: ReadonlyArray<[option: string, load: () => Promise<NotifierFactory>]> = [
-  ["metricsFile", async () => (await import("../notify/metrics-file.ts")).metricsFileNotifier],
-  ["pushgateway", async () => (await import("../notify/pushgateway.ts")).pushgatewayNotifier],
-  ["pingUrl", async () => (await import("../notify/ping.ts")).pingNotifier],
+/** The notifiers, each built only when its option is set. A new one is a module under notify/. */
+const NOTIFIERS: ReadonlyArray<[option: keyof Options, factory: NotifierFactory]> = [
+  ["metricsFile", metricsFileNotifier],
+  ["pushgateway", pushgatewayNotifier],
+  ["pingUrl", pingNotifier],
 ];
 
-/** Parses, resolves the settings, takes the lock, runs the command and prints its result. */
-async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
-  // The run's id, made once something may carry it: --help and --version load no node:crypto.
-  const newRunId = async () => (io.runId ??= (await import("node:crypto")).randomUUID());
-  // Until the settings are known, JSON logs when the command line (as written) or LOG_FORMAT in
-  // the environment asks for it: a usage error or a bug is then a JSON line too.
-  if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
-    const { createJsonLog } = await import("../output/json-log.ts");
-    const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
-    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId: await newRunId() });
-  }
-  let invocation: Invocation | undefined;
-  // The values' rules (zod) load only when a flag on the line has one: --help loads no zod.
-  const rules = givesRuledFlag(argv) ? await import("../config/rules.ts") : undefined;
-  const program = buildProgram((asked) => {
-    invocation = asked;
-  }, rules?.commanderParser);
-  // The JSON logger says usage errors below; commander's own line would not be JSON.
-  if (io.out)
-    for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
-  try {
-    program.parse(argv);
-  } catch (error) {
-    if (!(error instanceof CommanderError)) throw error;
-    const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
-    if (shown) return EXIT.ok;
-    await newRunId();
-    io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
-    if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
-    return EXIT.usage;
-  }
-  if (invocation === undefined) return EXIT.ok; // commander printed help for a bare subcommand
-  const runId = await newRunId();
-  const { flags } = invocation;
-  const json = flags.json === true;
+/** What the run has once its settings, logger, notifiers and lock are in place. */
+interface Prepared {
+  settings: RunSettings;
+  out: Output;
+  notifiers: Notifier[];
+  lock: Lock | undefined;
+}
 
-  // Before got loads: node:http's ES module would otherwise load undici, unused (http-exports.ts).
-  await importHttpWithoutUndici();
-  const [
-    { createOutput },
-    { createJsonLog },
-    { resolveRun, resolveOptionsOnly },
-    { acquireLock },
-    command,
-  ] = await Promise.all([
-    import("../output/human.ts"),
-    import("../output/json-log.ts"),
-    import("../config/settings.ts"),
-    import("../host/lock.ts"),
-    COMMANDS[invocation.command](),
-  ]);
+/** A run that ended before its command: why, and the notifiers that could be built. */
+interface Unprepared {
+  error: SchedulerError;
+  notifiers: Notifier[];
+}
+
+/** The lifecycle, top to bottom. */
+async function run(argv: string[], io: ProcessIo, bugs: BugTrap): Promise<ExitCode> {
+  const invocation = await parse(argv, io);
+  if (typeof invocation === "number") return invocation;
+  const { flags } = invocation;
+  const command = COMMANDS[invocation.command];
   const facts: RunFacts = {
-    runId,
+    runId: io.runId,
     command: invocation.command,
     startedAt: new Date(),
     endBy: undefined,
   };
   io.verbose = flags.verbose === true;
-  if (json) io.jsonFlags = flags;
-  /**
-   * The run's one logger, once its format is known: the settings' (flag, environment, env file),
-   * else, when they cannot be read, the flag's or a valid LOG_FORMAT in the environment.
-   */
-  const openOutput = (options: Record<string, unknown> | undefined): Output => {
-    const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
-    const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr };
-    const shard = options?.shard as { index: number; count: number } | undefined;
-    io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
-    return io.out;
-  };
-
+  if (flags.json === true) io.jsonFlags = flags;
   const stop = new AbortController();
-  const input = { flags, env: process.env, cwd: () => process.cwd() };
-  let notifiers: Notifier[] = [];
-  /** Tells every notifier how the run ended; they never change the exit code. */
-  const notify = async (exitCode: ExitCode, result?: CommandResult) => {
-    const end = {
-      ...facts,
-      finishedAt: new Date(),
-      exitCode,
-      error: result?.error ?? null,
-      report: result?.report,
-    };
-    await Promise.all(notifiers.map((n) => n.finish(end).catch(() => {})));
-    return exitCode;
-  };
-
-  let settings: ReturnType<typeof resolveRun>;
-  let lock: Lock | undefined;
-  let out: Output | undefined;
-  try {
-    settings = resolveRun(input);
-    out = openOutput(settings.options);
-    notifiers = await createNotifiers(settings.options, out.warn);
-    const { deadlineSeconds, graceSeconds } = settings.config;
-    if (deadlineSeconds !== undefined) {
-      facts.endBy = facts.startedAt.getTime() + (deadlineSeconds + graceSeconds + 1.5) * 1000;
-    }
-    if (flags.lock !== undefined && command.locks) {
-      // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
-      lock = acquireLock(flags.lock, { onLost: (error) => stop.abort(error) });
-    }
-  } catch (error) {
-    if (!(error instanceof SchedulerError)) throw error;
-    const options = out ? undefined : resolveOptionsOnly(input);
-    const said = out ?? openOutput(options);
-    // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
-    for (const line of error.message.split("\n")) said.ended(error.code, line);
-    const early = await io.earlyJson(error.exitCode, error.code, error.message, flags);
-    if (json) await io.write(early);
-    // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
-    await fileReport(flags.reportFile, () => [early], said);
-    const notifyOptions =
-      options ?? (notifiers.length === 0 ? resolveOptionsOnly(input) : undefined);
-    if (notifiers.length === 0 && notifyOptions) {
-      notifiers = await createNotifiers(notifyOptions, said.warn);
-    }
-    return notify(error.exitCode, earlyResult(error));
-  }
-
+  const prepared = prepare(flags, io, facts, command, stop);
+  if ("error" in prepared) return endEarly(prepared, flags, io, facts);
+  const { out, notifiers } = prepared;
   const abort = new AbortController();
-  const grace = settings.config.graceSeconds;
-  const onSignal = (name: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
-      out.warn(`${name} again: aborting in-flight requests now.`, {
-        code: SIGNAL_CODES[name] ?? null,
-      });
-      abort.abort(stop.signal.reason);
-      return;
-    }
-    stop.abort(
-      new SchedulerError(
-        SIGNAL_CODES[name] ?? "sigterm",
-        `${name}: no new patient starts; in-flight patients get ${grace}s to finish.`,
-      ),
-    );
-  };
-  const signals = Object.keys(SIGNAL_CODES) as NodeJS.Signals[];
-  for (const name of signals) process.on(name, onSignal);
-  const bugged = new Promise<never>((_, reject) => {
-    onBug = (error) => {
-      abort.abort(error);
-      reject(error);
-    };
-  });
-  bugged.catch(() => {});
-
+  const unwire = wireSignals(stop, abort, out, prepared.settings.config.graceSeconds);
+  const bugged = bugs.trap(abort);
   try {
     await Promise.all(notifiers.map((n) => n.start?.(facts).catch(() => {})));
+    const context = { runId: facts.runId, settings: prepared.settings, signal: abort.signal };
     const result = await Promise.race([
       command.run({
-        runId: facts.runId,
-        settings,
-        signal: abort.signal,
+        ...context,
         stop: stop.signal,
         onEvent: (event) => {
           out.event(event);
@@ -224,30 +139,196 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
       }),
       bugged,
     ]);
-    out.finish();
-    // Whatever ended the run and was not said when it happened is said now.
-    if (result.error && !out.announced.has(result.error.code))
-      out.ended(result.error.code, result.error.message);
-    const written = await io.write(json ? result.json() : result.human());
-    if (!written)
-      out.error(
-        "The report could not be written to stdout (closed or full); the sweep itself ran.",
-        {
-          code: "io",
-        },
-      );
-    const filed = await fileReport(flags.reportFile, result.json, out);
-    const failed = written && filed ? [] : [EXIT.io];
-    return await notify(pickExitCode([result.exitCode, ...failed]), result);
+    const exitCode = await printResult(result, flags, out, io);
+    return await notify(notifiers, facts, exitCode, result);
   } catch (error) {
     // A bug (exit 70): said once, and the metrics and the ping still hear how the run ended.
     const code = await io.internal(error);
-    return await notify(code, earlyResult(new SchedulerError("internal", "Internal error.")));
+    const bug = earlyResult(new SchedulerError("internal", "Internal error."));
+    return await notify(notifiers, facts, code, bug);
   } finally {
-    onBug = recordBug;
-    lock?.release();
-    for (const name of signals) process.off(name, onSignal);
+    bugs.release();
+    prepared.lock?.release();
+    unwire();
   }
+}
+
+/** The command line, parsed: what it asks for, or the exit code it already ended with. */
+async function parse(argv: string[], io: ProcessIo): Promise<Invocation | ExitCode> {
+  // Until the settings are known, JSON logs when the command line (as written) or LOG_FORMAT in
+  // the environment asks for it: a usage error or a bug is then a JSON line too.
+  if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
+    const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
+    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId: io.runId });
+  }
+  let invocation: Invocation | undefined;
+  const program = buildProgram((asked) => {
+    invocation = asked;
+  });
+  // The JSON logger says usage errors below; commander's own line would not be JSON.
+  if (io.out)
+    for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
+  try {
+    program.parse(argv);
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
+    if (shown) return EXIT.ok;
+    io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
+    if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
+    return EXIT.usage;
+  }
+  // Without an invocation, commander printed help for a bare subcommand.
+  return invocation ?? EXIT.ok;
+}
+
+/** Settings, the logger, the notifiers and the lock; or the SchedulerError that ended the run. */
+function prepare(
+  flags: CliFlags,
+  io: ProcessIo,
+  facts: RunFacts,
+  command: CommandSpec,
+  stop: AbortController,
+): Prepared | Unprepared {
+  let out: Output | undefined;
+  let notifiers: Notifier[] | undefined;
+  try {
+    const settings = resolveRun(configInput(flags));
+    out = openOutput(io, flags, settings.options);
+    notifiers = createNotifiers(settings.options, out.warn);
+    const { deadlineSeconds, graceSeconds } = settings.config;
+    if (deadlineSeconds !== undefined) {
+      facts.endBy = facts.startedAt.getTime() + (deadlineSeconds + graceSeconds + 1.5) * 1000;
+    }
+    // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
+    const lock =
+      flags.lock !== undefined && command.locks
+        ? acquireLock(flags.lock, { onLost: (error) => stop.abort(error) })
+        : undefined;
+    return { settings, out, notifiers, lock };
+  } catch (error) {
+    if (!(error instanceof SchedulerError)) throw error;
+    if (out && notifiers) return { error, notifiers };
+    // The settings could not be read: the options alone may be, for the logger and notifiers.
+    const options = optionsOnly(flags);
+    const said = openOutput(io, flags, options);
+    return { error, notifiers: options ? createNotifiers(options, said.warn) : [] };
+  }
+}
+
+/** Every option's value when those alone can be read (see resolveOptionsOnly). */
+function optionsOnly(flags: CliFlags): Options | undefined {
+  try {
+    return resolveOptionsOnly(configInput(flags));
+  } catch {
+    // The env file or the working directory cannot be read.
+    return undefined;
+  }
+}
+
+/** The inputs of the settings: the flags, the environment and the env file. */
+function configInput(flags: CliFlags): ConfigInput {
+  const cwd = workingDirectory(() => process.cwd());
+  return { flags, env: process.env, envFile: readEnvFile(flags.envFile, cwd), cwd };
+}
+
+/**
+ * A run that ended before its command started (exit 3 or 7): said, printed with --json, filed
+ * with --report-file, and told to the notifiers that can be built from what could be read.
+ */
+async function endEarly(
+  { error, notifiers }: Unprepared,
+  flags: CliFlags,
+  io: ProcessIo,
+  facts: RunFacts,
+): Promise<ExitCode> {
+  const said = io.out as Output;
+  // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
+  for (const line of error.message.split("\n")) said.ended(error.code, line);
+  const early = await io.earlyJson(error.exitCode, error.code, error.message, flags);
+  if (flags.json === true) await io.write(early);
+  // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
+  await fileReport(flags.reportFile, () => [early], said);
+  return notify(notifiers, facts, error.exitCode, earlyResult(error));
+}
+
+/**
+ * The first signal stops new work (in-flight patients get the grace); the second aborts what is
+ * in flight. Answers the function that unwires them.
+ */
+function wireSignals(
+  stop: AbortController,
+  abort: AbortController,
+  out: Output,
+  grace: number,
+): () => void {
+  const onSignal = (name: NodeJS.Signals) => {
+    const code = SIGNAL_CODES[name] ?? "sigterm";
+    if (stop.signal.aborted) {
+      out.warn(`${name} again: aborting in-flight requests now.`, { code });
+      abort.abort(stop.signal.reason);
+      return;
+    }
+    const message = `${name}: no new patient starts; in-flight patients get ${grace}s to finish.`;
+    stop.abort(new SchedulerError(code, message));
+  };
+  const signals = Object.keys(SIGNAL_CODES) as NodeJS.Signals[];
+  for (const name of signals) process.on(name, onSignal);
+  return () => {
+    for (const name of signals) process.off(name, onSignal);
+  };
+}
+
+/** The result said and printed (stdout, --report-file): the run's exit code, 74 if unwritten. */
+async function printResult(
+  result: CommandResult,
+  flags: CliFlags,
+  out: Output,
+  io: ProcessIo,
+): Promise<ExitCode> {
+  out.finish();
+  // Whatever ended the run and was not said when it happened is said now.
+  if (result.error && !out.announced.has(result.error.code))
+    out.ended(result.error.code, result.error.message);
+  const written = await io.write(flags.json === true ? result.json() : result.human());
+  if (!written) {
+    const message =
+      "The report could not be written to stdout (closed or full); the sweep itself ran.";
+    out.error(message, { code: "io" });
+  }
+  const filed = await fileReport(flags.reportFile, result.json, out);
+  return pickExitCode([result.exitCode, ...(written && filed ? [] : [EXIT.io])]);
+}
+
+/** Tells every notifier how the run ended; they never change the exit code. */
+async function notify(
+  notifiers: Notifier[],
+  facts: RunFacts,
+  exitCode: ExitCode,
+  result: CommandResult,
+): Promise<ExitCode> {
+  const end = {
+    ...facts,
+    finishedAt: new Date(),
+    exitCode,
+    error: result.error,
+    report: result.report,
+  };
+  await Promise.all(notifiers.map((n) => n.finish(end).catch(() => {})));
+  return exitCode;
+}
+
+/**
+ * The run's one logger, once its format is known: the settings' (flag, environment, env file),
+ * else, when they cannot be read, the flag's or a valid LOG_FORMAT in the environment.
+ */
+function openOutput(io: ProcessIo, flags: CliFlags, options: Options | undefined): Output {
+  const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
+  const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr };
+  const { runId } = io;
+  const shard = options?.shard;
+  io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
+  return io.out;
 }
 
 /**
@@ -255,13 +336,12 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
  * stdout line at 16 KiB). False, with one error line, when it could not be written (exit 74).
  */
 async function fileReport(
-  path: unknown,
+  path: string | undefined,
   json: () => Iterable<string>,
   out: Output,
 ): Promise<boolean> {
-  if (typeof path !== "string") return true;
+  if (path === undefined) return true;
   try {
-    const { writeFileAtomic } = await import("../host/atomic-write.ts");
     await writeFileAtomic(path, json());
     return true;
   } catch (error) {
@@ -274,13 +354,9 @@ async function fileReport(
 }
 
 /** Builds the notifiers whose options are set. */
-async function createNotifiers(
-  options: Record<string, unknown>,
-  warn: (message: string) => void,
-): Promise<Notifier[]> {
+function createNotifiers(options: Options, warn: (message: string) => void): Notifier[] {
   const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
-  const factories = await Promise.all(wanted.map(([, load]) => load()));
-  return factories.flatMap((factory) => factory({ options, warn }) ?? []);
+  return wanted.flatMap(([, factory]) => factory({ options, warn }) ?? []);
 }
 
 /** A run that ended before its command started (exit 3 or 7), for the notifiers. */

@@ -1,14 +1,15 @@
 /**
  * The command line's shape, from OPTIONS: `ml-scheduler [sweep]` (the default) and
  * `ml-scheduler check`. Every option is the program's, so it works anywhere on the line and
- * --help lists them all; a sweep option given to `check` is a usage error. Loads nothing heavy
- * (the values' rules and zod come in only when a flag that has one is given), so --help starts fast.
+ * --help lists them all; a sweep option given to `check` is a usage error.
  */
 import { readFileSync } from "node:fs";
-import { Command, Option } from "commander";
-import { OPTIONS, type OptionSpec, optionKey } from "../config/options.ts";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { OPTION_LIST, type OptionSpec } from "../config/options.ts";
+import { applyRule } from "../config/rules.ts";
 import type { ConfigFlags } from "../config/settings.ts";
 import { EXIT_CODES } from "../errors.ts";
+import type { CommandName } from "../notify/notifier.ts";
 
 /** Commander's parsed options: the config flags plus those only the CLI acts on. */
 export interface CliFlags extends ConfigFlags {
@@ -18,9 +19,7 @@ export interface CliFlags extends ConfigFlags {
   lock?: string;
 }
 
-export type { CommandName } from "../notify/notifier.ts";
-
-import type { CommandName } from "../notify/notifier.ts";
+export type { CommandName };
 
 /** What the command line asked for, once commander has parsed it. */
 export interface Invocation {
@@ -33,31 +32,34 @@ function version(): string {
   return String(pkg.version);
 }
 
-/** A flag's parser for commander (rules.ts's commanderParser, once loaded). */
-export type ParserOf = (
-  spec: OptionSpec,
-) => ((value: string, previous: unknown) => unknown) | undefined;
-
 /**
- * Whether the command line gives a flag that has a rule (as `--flag value` or `--flag=value`,
- * the two forms commander reads): only then must the rules be loaded before it is parsed.
+ * A flag's parser for commander: its own (`--patient`), else its rule's; undefined for a switch.
+ * A refused value is commander's usage error (exit 2), naming what the value must be.
  */
-export function givesRuledFlag(argv: readonly string[]): boolean {
-  const ruled = new Set(OPTIONS.filter((o) => o.rule).map((o) => o.flags.split(" ")[0]));
-  return argv.slice(2).some((arg) => ruled.has(arg.split("=")[0]));
+export function commanderParser(
+  spec: OptionSpec,
+): ((value: string, previous: unknown) => unknown) | undefined {
+  const { parse, rule } = spec;
+  if (parse)
+    return (value, previous) => {
+      try {
+        return parse(value, previous);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    };
+  if (rule)
+    return (value) => {
+      const parsed = applyRule(rule, value);
+      if (!parsed.ok) throw new InvalidArgumentError(`It ${parsed.message}.`);
+      return parsed.value;
+    };
+  return undefined;
 }
 
-/** Stands in for the rules when none were loaded: givesRuledFlag said no flag needs one. */
-const rulesNotLoaded: ParserOf = (spec) =>
-  spec.rule === undefined
-    ? spec.parse
-    : () => {
-        throw new Error(`${spec.flags} was parsed without its rule`);
-      };
-
-function toOption(spec: OptionSpec, parserOf: ParserOf): Option {
+function toOption(spec: OptionSpec): Option {
   const option = new Option(spec.flags, spec.description);
-  const parse = parserOf(spec);
+  const parse = commanderParser(spec);
   if (parse) option.argParser(parse);
   if (spec.conflicts) option.conflicts(spec.conflicts);
   // Defaults are applied by config (after the environment), so commander only shows them.
@@ -72,13 +74,9 @@ function toOption(spec: OptionSpec, parserOf: ParserOf): Option {
 
 /**
  * The commander program; `onCommand` receives what was asked for. Errors and --help/--version
- * throw CommanderError (exitOverride), which the caller maps to exit codes. `parserOf` is needed
- * when the command line gives a flag with a rule (see givesRuledFlag).
+ * throw CommanderError (exitOverride), which the caller maps to exit codes.
  */
-export function buildProgram(
-  onCommand: (invocation: Invocation) => void,
-  parserOf: ParserOf = rulesNotLoaded,
-): Command {
+export function buildProgram(onCommand: (invocation: Invocation) => void): Command {
   const program = new Command("ml-scheduler")
     .description(
       "One prediction sweep: for each patient, fetch its five newest vitals, ask the ML server for a status and write it back.",
@@ -97,7 +95,7 @@ export function buildProgram(
             .trim()} (see --help)\n`,
         ),
     });
-  for (const spec of OPTIONS) program.addOption(toOption(spec, parserOf));
+  for (const [, spec] of OPTION_LIST) program.addOption(toOption(spec));
   const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
   const commands: Array<[CommandName, string]> = [
     ["sweep", "run one prediction sweep (the default command)"],
@@ -122,13 +120,13 @@ export function buildProgram(
   }
   program.addHelpText(
     "after",
-    `\nEnvironment: PATIENT_SERVER, ML_SERVER (required); BACKEND_USERNAME, BACKEND_PASSWORD, BACKEND_TOKEN (each also as <NAME>_FILE); ${OPTIONS.flatMap((o) => o.env ?? []).join(", ")}.\n\nExit codes:\n${table}\n`,
+    `\nEnvironment: PATIENT_SERVER, ML_SERVER (required); BACKEND_USERNAME, BACKEND_PASSWORD, BACKEND_TOKEN (each also as <NAME>_FILE); ${OPTION_LIST.flatMap(([, o]) => o.env ?? []).join(", ")}.\n\nExit codes:\n${table}\n`,
   );
   return program;
 }
 
 /** The sweep options among these flags, as a list for a message; undefined when none. */
 function sweepOptionsIn(flags: CliFlags): string | undefined {
-  const given = OPTIONS.filter((o) => o.scope === "sweep" && flags[optionKey(o)] !== undefined);
-  return given.length === 0 ? undefined : given.map((o) => o.flags.split(" ")[0]).join(", ");
+  const given = OPTION_LIST.filter(([key, o]) => o.scope === "sweep" && flags[key] !== undefined);
+  return given.length === 0 ? undefined : given.map(([, o]) => o.flags.split(" ")[0]).join(", ");
 }

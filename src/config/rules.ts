@@ -1,13 +1,9 @@
 /**
  * The rule of each option's value, as zod schemas: commander applies a flag's (exit 2) and config
- * the environment variable's behind it (exit 3). Kept out of options.ts so that --help and
- * --version, which read the options but parse no value, never load zod.
+ * the environment variable's behind it (exit 3). options.ts names each option's rule from here.
  */
-import { InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
-import { PING_URL_RULE } from "../notify/ping-url.ts";
-import type { OptionSpec } from "./options.ts";
 
 /** A whole number from min to max, in plain digits; `rule` completes "it ..." and "VARIABLE ...". */
 function wholeNumber(min: number, max: number, rule: string) {
@@ -58,6 +54,27 @@ function duration(unit: "ms" | "s", max: number, rule: string) {
 
 /** How a duration rule's message ends: what a bare number means, and the units. */
 const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms, 10s, 4m, 1h`;
+
+/**
+ * `--ping-url` / `PING_URL`: an http(s) URL without credentials or fragment. Its own query string
+ * is kept (e.g. Healthchecks' `?create=1`); `rid` is the run's, so the URL may not set one.
+ */
+const PING_URL_RULE = z
+  .string()
+  // The URL parser drops tabs and newlines: `http://hc\n.example` would quietly become another host.
+  .refine((u) => !/[\s\p{Cc}]/u.test(u), {
+    error: "must not contain spaces or control characters",
+    abort: true,
+  })
+  .pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL", abort: true }))
+  .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
+    error: "must not carry credentials (user:password@): the check's URL alone identifies it",
+    abort: true,
+  })
+  .refine((u) => !u.includes("#"), { error: "must not have a fragment", abort: true })
+  .refine((u) => !URL.parse(u)?.searchParams.has("rid"), {
+    error: "must not set rid: each ping carries the run's id",
+  });
 
 /**
  * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
@@ -122,8 +139,8 @@ export const RULES = {
   pingUrl: PING_URL_RULE,
 } as const satisfies Record<string, z.ZodType<unknown, string>>;
 
-/** The name of a rule in RULES, as OPTIONS declares it. */
-export type RuleName = keyof typeof RULES;
+/** A rule: a value's text in, its setting out. */
+export type Rule = z.ZodType<unknown, string>;
 
 /** http(s), parsable, with nothing the URL parser would quietly drop or we would log. */
 function isPlainHttpUrl(value: string): boolean {
@@ -136,18 +153,13 @@ function isPlainHttpUrl(value: string): boolean {
   );
 }
 
-/** Commander's parser for a rule: a refused value is a usage error naming the rule. */
-function byRule(rule: z.ZodType<unknown, string>): (value: string) => unknown {
-  return (value) => {
-    const parsed = rule.safeParse(value);
-    if (!parsed.success) throw new InvalidArgumentError(`It ${parsed.error.issues[0]?.message}.`);
-    return parsed.data;
-  };
-}
-
-/** A flag's parser for commander: its own (`--patient`), else its rule's; undefined for a switch. */
-export function commanderParser(
-  spec: OptionSpec,
-): ((value: string, previous: unknown) => unknown) | undefined {
-  return spec.parse ?? (spec.rule && byRule(RULES[spec.rule]));
+/** The text's value by its rule, or the rule's message ("must be ...") when it refuses it. */
+export function applyRule(
+  rule: Rule,
+  value: string,
+): { ok: true; value: unknown } | { ok: false; message: string } {
+  const parsed = rule.safeParse(value);
+  return parsed.success
+    ? { ok: true, value: parsed.data }
+    : { ok: false, message: parsed.error.issues[0]?.message ?? "is invalid" };
 }

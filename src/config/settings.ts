@@ -1,51 +1,32 @@
 /**
  * Configuration: flags, then the environment, then the env file (first hit wins), validated with
- * zod before any request. Every problem is one line naming the variable; values are never echoed.
+ * zod before any request, into one typed settings object. Every problem is one line naming the
+ * variable; values are never echoed. Reads no process state: the caller hands over the
+ * environment, the env file's values and the working directory (secret files are read from it).
  */
 import { resolve } from "node:path";
-import dotenv from "dotenv";
 import { z } from "zod";
+import type { SweepConfig } from "../core/sweep.ts";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError } from "../errors.ts";
 import { type FileProblem, readBounded } from "../host/read-file.ts";
 import type { Credentials } from "../services/backend.ts";
-import { OPTIONS, optionKey } from "./options.ts";
-import { type ConcurrencySetting, mostInFlight, RULES } from "./rules.ts";
+import { OPTION_LIST, type Options } from "./options.ts";
+import { applyRule, mostInFlight } from "./rules.ts";
 
 export { DEFAULTS };
 
-import type { Shard } from "../core/select.ts";
-import type { SweepConfig } from "../core/sweep.ts";
-
-/** Flags as commander parsed them (see OPTIONS); those that feed the sweep are typed here. */
-export interface ConfigFlags {
-  [key: string]: unknown;
-  envFile?: string | undefined;
-  patient?: number[] | undefined;
-  /** `--shard i/n`, parsed; after resolution, the run's shard however it was given. */
-  shard?: Shard | undefined;
-  shards?: number | undefined;
-  dryRun?: boolean | undefined;
-  concurrency?: ConcurrencySetting | undefined;
-  maxRps?: number | undefined;
-  maxListMib?: number | undefined;
-  requestTimeout?: number | undefined;
-  retries?: number | undefined;
-  breaker?: number | undefined;
-  maxFailures?: number | undefined;
-  deadline?: number | undefined;
-  grace?: number | undefined;
-}
+/** Flags as commander parsed them: any option may be given. */
+export type ConfigFlags = Partial<Options>;
 
 export interface ConfigInput {
   flags: ConfigFlags;
-  /** The process environment (the CLI passes process.env). */
+  /** The environment's variables (the CLI passes process.env). */
   env: Record<string, string | undefined>;
-  /**
-   * Where `.env` and relative file paths are looked up; or a function returning it, such as
-   * `() => process.cwd()`, which throws when the directory was removed (a ConfigError here).
-   */
-  cwd: string | (() => string);
+  /** The env file's variables, read when the environment does not set one (see env-file.ts). */
+  envFile?: Record<string, string> | undefined;
+  /** Where relative secret-file paths are read from. */
+  cwd: string;
 }
 
 const serviceUrl = (what: string) =>
@@ -77,10 +58,10 @@ const ServersSchema = z.object({
 export interface RunSettings {
   config: SweepConfig;
   /**
-   * Each option of OPTIONS: the flag, else its variable, else its default (see optionKey). `shard`
-   * is the run's shard however it was given (`--shard`, or `--shards` with JOB_COMPLETION_INDEX).
+   * Each option of OPTIONS: the flag, else its variable, else its default. `shard` is the run's
+   * shard however it was given (`--shard`, or `--shards` with JOB_COMPLETION_INDEX).
    */
-  options: Record<string, unknown>;
+  options: Options;
 }
 
 /** Builds the sweep's configuration or throws one ConfigError listing every problem. */
@@ -89,10 +70,9 @@ export function resolveConfig(input: ConfigInput): SweepConfig {
 }
 
 /** Resolves every option and the sweep's configuration, or throws one ConfigError. */
-export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings {
-  const cwd = workingDirectory(where);
-  const file = readEnvFile(flags.envFile, cwd);
-  const lookup = (name: string): string | undefined => nonEmpty(env[name]) ?? nonEmpty(file[name]);
+export function resolveRun(input: ConfigInput): RunSettings {
+  const lookup = lookupIn(input);
+  const { flags, cwd } = input;
   const problems: string[] = [];
 
   const servers = ServersSchema.safeParse({
@@ -108,8 +88,8 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
   const credentials = resolveCredentials(lookup, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = servers.data as z.infer<typeof ServersSchema>;
-  const o = options as ConfigFlags;
-  const concurrency = o.concurrency ?? DEFAULTS.concurrency;
+  const o = options;
+  const { concurrency } = o;
 
   return {
     options,
@@ -121,18 +101,18 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       adaptive: typeof concurrency !== "number",
       maxRps: o.maxRps,
       // Unset: the backend client's default (DEFAULTS.maxListMib), which programmatic callers get too.
-      maxListBytes: o.maxListMib === undefined ? undefined : o.maxListMib * 1024 * 1024,
+      maxListBytes: o.maxListMib * 1024 * 1024,
       dryRun: o.dryRun ?? false,
       patients: o.patient,
       shard: o.shard,
-      requestTimeoutMs: o.requestTimeout ?? DEFAULTS.requestTimeoutMs,
-      retries: o.retries ?? DEFAULTS.retries,
+      requestTimeoutMs: o.requestTimeout,
+      retries: o.retries,
       retryDelayMs: DEFAULTS.retryDelayMs,
       maxRetryAfterMs: DEFAULTS.maxRetryAfterMs,
-      breaker: o.breaker ?? DEFAULTS.breaker,
+      breaker: o.breaker,
       maxFailures: o.maxFailures,
       deadlineSeconds: o.deadline,
-      graceSeconds: o.grace ?? DEFAULTS.graceSeconds,
+      graceSeconds: o.grace,
     },
   };
 }
@@ -142,22 +122,18 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
  * even if the rest of the configuration cannot: notifiers still report a run that ended with
  * exit 3. Undefined when they cannot be read either.
  */
-export function resolveOptionsOnly({
-  flags,
-  env,
-  cwd,
-}: ConfigInput): Record<string, unknown> | undefined {
-  try {
-    const file = readEnvFile(flags.envFile, workingDirectory(cwd));
-    const lookup = (name: string) => nonEmpty(env[name]) ?? nonEmpty(file[name]);
-    const problems: string[] = [];
-    const options = resolveOptions(flags, lookup, problems);
-    // A shard that cannot be resolved is left out: the notifiers still hear of the run.
-    resolveShard(flags, options, lookup, []);
-    return problems.length === 0 ? options : undefined;
-  } catch {
-    return undefined;
-  }
+export function resolveOptionsOnly(input: ConfigInput): Options | undefined {
+  const lookup = lookupIn(input);
+  const problems: string[] = [];
+  const options = resolveOptions(input.flags, lookup, problems);
+  // A shard that cannot be resolved is left out: the notifiers still hear of the run.
+  resolveShard(input.flags, options, lookup, []);
+  return problems.length === 0 ? options : undefined;
+}
+
+/** A variable's value: the environment's, else the env file's; empty is unset. */
+function lookupIn({ env, envFile = {} }: ConfigInput): Lookup {
+  return (name) => nonEmpty(env[name]) ?? nonEmpty(envFile[name]);
 }
 
 /**
@@ -165,26 +141,20 @@ export function resolveOptionsOnly({
  * parsed with the flag's own rule (a bad value is one problem line naming the variable), else
  * its default.
  */
-function resolveOptions(
-  flags: ConfigFlags,
-  lookup: Lookup,
-  problems: string[],
-): Record<string, unknown> {
+function resolveOptions(flags: ConfigFlags, lookup: Lookup, problems: string[]): Options {
   const values: Record<string, unknown> = {};
-  for (const spec of OPTIONS) {
-    const key = optionKey(spec);
-    let value = flags[key];
+  for (const [key, spec] of OPTION_LIST) {
+    let value: unknown = flags[key];
     const raw = value === undefined && spec.env ? lookup(spec.env) : undefined;
-    if (raw !== undefined && spec.env) {
-      const parsed = spec.rule
-        ? RULES[spec.rule].safeParse(raw)
-        : { success: true as const, data: raw };
-      if (parsed.success) value = parsed.data;
-      else problems.push(`${spec.env} ${parsed.error.issues[0]?.message}`);
+    if (raw !== undefined) {
+      const parsed = spec.rule ? applyRule(spec.rule, raw) : { ok: true as const, value: raw };
+      if (parsed.ok) value = parsed.value;
+      else problems.push(`${spec.env} ${parsed.message}`);
     }
     values[key] = value ?? spec.default;
   }
-  return values;
+  // Each value went through its option's rule or parser, which Options is derived from.
+  return values as Options;
 }
 
 /**
@@ -195,14 +165,14 @@ function resolveOptions(
  */
 function resolveShard(
   flags: ConfigFlags,
-  options: Record<string, unknown>,
+  options: Options,
   lookup: Lookup,
   problems: string[],
 ): void {
-  const count = options.shards as number | undefined;
+  const count = options.shards;
   if (count === undefined) return;
   if (options.shard !== undefined) {
-    const name = (flag: string, env: string) =>
+    const name = (flag: "shard" | "shards", env: string) =>
       flags[flag] === undefined ? `${env} (in the environment)` : `--${flag}`;
     problems.push(
       `${name("shard", "SHARD")} and ${name("shards", "SHARDS")} are both set: keep one.`,
@@ -219,42 +189,8 @@ function resolveShard(
   } else if (!/^\d+$/.test(raw) || Number(raw) >= count) {
     problems.push(`JOB_COMPLETION_INDEX must be ${range} for --shards ${count}.`);
   } else {
-    options.shard = { index: Number(raw), count } satisfies Shard;
+    options.shard = { index: Number(raw), count };
   }
-}
-
-function workingDirectory(cwd: ConfigInput["cwd"]): string {
-  if (typeof cwd === "string") return cwd;
-  try {
-    return cwd();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
-    throw new ConfigError(
-      `The working directory no longer exists (${code}): run from an existing directory.`,
-      { cause: error },
-    );
-  }
-}
-
-/**
- * The env file, read by us and handed to `dotenv.parse`: `dotenv.config` would let `DOTENV_*`
- * variables choose the file, its encoding and debug output on stdout.
- */
-function readEnvFile(path: string | undefined, cwd: string): Record<string, string> {
-  const read = readBounded(resolve(cwd, path ?? ".env"), LIMITS.envFileBytes);
-  if (typeof read === "string") return dotenv.parse(read);
-  if (path === undefined && read.problem === "ENOENT") return {};
-  const what = `--env-file ${path ?? ".env"}`;
-  throw new ConfigError(
-    `${what}: ${envFileProblem(read.problem)}; fix the path or leave the flag out.`,
-  );
-}
-
-function envFileProblem(problem: FileProblem): string {
-  if (problem === "ENOENT") return "no such file";
-  if (problem === "not_regular") return "not a regular file (a directory, device or pipe)";
-  if (problem === "too_large") return `larger than ${LIMITS.envFileBytes / 1024 / 1024} MiB`;
-  return `cannot be read (${problem})`;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

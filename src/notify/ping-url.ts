@@ -3,29 +3,7 @@
  * goes and what it says. A hosted monitor is outside the hospital, so a ping says how the run
  * ended in codes and counts only. https://healthchecks.io/docs/http_api/
  */
-import { z } from "zod";
 import type { Counts } from "../core/report.ts";
-
-/**
- * `--ping-url` / `PING_URL`: an http(s) URL without credentials or fragment. Its own query string
- * is kept (e.g. Healthchecks' `?create=1`); `rid` is the run's, so the URL may not set one.
- */
-export const PING_URL_RULE = z
-  .string()
-  // The URL parser drops tabs and newlines: `http://hc\n.example` would quietly become another host.
-  .refine((u) => !/[\s\p{Cc}]/u.test(u), {
-    error: "must not contain spaces or control characters",
-    abort: true,
-  })
-  .pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL", abort: true }))
-  .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
-    error: "must not carry credentials (user:password@): the check's URL alone identifies it",
-    abort: true,
-  })
-  .refine((u) => !u.includes("#"), { error: "must not have a fragment", abort: true })
-  .refine((u) => !URL.parse(u)?.searchParams.has("rid"), {
-    error: "must not set rid: each ping carries the run's id",
-  });
 
 /**
  * The check URL of a shard: `{shard}` replaced by its index, so each index has its own check.
