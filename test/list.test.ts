@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
@@ -126,12 +127,19 @@ test("the array reader accepts exactly what JSON.parse accepts as an array, elem
       assert.equal(pieces.join(""), text);
       const seen: unknown[] = [];
       const whole: unknown[] = [];
-      const reader = createArrayReader((e) => seen.push(e));
+      const reader = createArrayReader(
+        (e) => seen.push(e),
+        () => assert.fail("no element is over the bounds"),
+      );
       let scan: ArrayScan | undefined;
       for (const piece of pieces) scan ??= reader.write(piece);
       scan ??= reader.end();
       assert.equal(
-        eachArrayElement(text, (e) => whole.push(e)),
+        eachArrayElement(
+          text,
+          (e) => whole.push(e),
+          () => assert.fail("no element is over the bounds"),
+        ),
         scan,
         "whole or in pieces",
       );
@@ -165,7 +173,10 @@ test("the array reader finds strings' ends across pieces: escaped quotes and run
   for (let a = 0; a <= list.length; a++) {
     for (let b = a; b <= list.length; b += 3) {
       const seen: unknown[] = [];
-      const reader = createArrayReader((e) => seen.push(e));
+      const reader = createArrayReader(
+        (e) => seen.push(e),
+        () => assert.fail("no element is over the bounds"),
+      );
       const scan =
         reader.write(list.slice(0, a)) ??
         reader.write(list.slice(a, b)) ??
@@ -329,7 +340,12 @@ test("a list that is not an array, or not JSON, fails in parseBody's words as it
   const { backend, env } = await startServices(t);
   const cases: Array<[string, RegExp]> = [
     ['{"detail": "Not Found"}', /GET \/api\/patient\/fetchAllPatients: body: expected array$/],
-    [`  ${JSON.stringify("x".repeat(200_000))}`, /: body: expected array$/],
+    [`  ${JSON.stringify("x".repeat(900))}`, /: body: expected array$/],
+    // Longer than LIMITS.notArrayChars: judged by its start, the rest never read.
+    [
+      `  ${JSON.stringify("x".repeat(200_000))}`,
+      /: HTTP 200 body is not a JSON array \(judged by its first 1024 characters; the rest was not read\)$/,
+    ],
     ["", /: HTTP 200 body is not JSON$/],
     ["  \n ", /: HTTP 200 body is not JSON$/],
     ["<html>", /: HTTP 200 body is not JSON$/],
@@ -353,8 +369,17 @@ test("the streamed list keeps the failure paths: a 401 re-login, a chunked list 
   assert.equal(backend.logins, 2, "the run's login, then one re-login");
   assert.equal(relogin.counts.selected, demoPatients().length);
 
-  // No content-length to judge it by: the bytes are counted as they come.
-  backend.fault(isList, { kind: "oversize", bytes: 3 * 1024 * 1024 }, 1);
+  // No content-length to judge it by: the bytes are counted as they come. Valid records: a list
+  // of numbers would stop at its 1,001st invalid record first.
+  const records = `{"pid":1,"status":{"id":9}},`.repeat(2_000);
+  backend.fault(
+    isList,
+    {
+      kind: "stream",
+      body: () => Readable.from(["[", ...Array(60).fill(records), '{"pid":1,"status":{"id":9}}]']),
+    },
+    1,
+  );
   const over = await runSweep(sweepConfig(env, { maxListBytes: 1024 * 1024 }));
   assert.equal(over.exitCode, 5);
   assert.match(over.error?.message ?? "", /the list is over 1 MiB; .*raise --max-list-mib/);
