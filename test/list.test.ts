@@ -228,13 +228,13 @@ test("the list's bytes and text are never held whole, and nothing of them outliv
 /**
  * A proxy in front of `target` on 127.0.0.1 that forwards every request, except that the first
  * 200 answer to the patient list sends only its first `keep` bytes, then resets the connection or
- * sends nothing more.
+ * sends nothing more (both chunked), or closes the connection short of its Content-Length.
  */
 async function cutOnce(
   t: TestContext,
   target: string,
   keep: number,
-  then: "reset" | "stall" = "reset",
+  then: "reset" | "stall" | "close" = "reset",
 ): Promise<{ url: string; cut: Promise<void> }> {
   let cut = false;
   let onSent = () => {};
@@ -256,10 +256,20 @@ async function cutOnce(
         const chunks: Buffer[] = [];
         answer.on("data", (chunk: Buffer) => chunks.push(chunk));
         answer.on("end", () => {
+          const whole = Buffer.concat(chunks);
+          if (then === "close") {
+            // The whole body's length announced, part of it sent, then a clean close (a FIN).
+            res.writeHead(200, { ...answer.headers, "content-length": String(whole.length) });
+            res.write(whole.subarray(0, keep), () => {
+              onSent();
+              setTimeout(() => req.socket.end(), 300);
+            });
+            return;
+          }
           // Chunked, as a streaming backend sends it: the client reads records, then the reset.
           const { "content-length": _, ...headers } = answer.headers;
           res.writeHead(200, headers);
-          res.write(Buffer.concat(chunks).subarray(0, keep), () => onSent());
+          res.write(whole.subarray(0, keep), () => onSent());
           if (then === "reset") setTimeout(() => req.socket.resetAndDestroy(), 300);
         });
       },
@@ -274,14 +284,21 @@ async function cutOnce(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, cut: sent };
 }
 
-test("a list whose body breaks off midway is read again from its start: no record counted twice", async (t) => {
+for (const then of ["reset", "close"] as const) {
+  const how = then === "reset" ? "a chunked body reset" : "a Content-Length body closed short";
+  test(`a list whose body breaks off midway is read again from its start: no record counted twice (${how})`, async (t) => {
+    await readAgain(t, then);
+  });
+}
+
+async function readAgain(t: TestContext, then: "reset" | "close") {
   const patients = makePatients(300);
   const { backend, env } = await startServices(t, { backend: { patients } });
   const listed = await fetch(`${backend.url}/api/patient/fetchAllPatients`, {
     headers: { authorization: `Bearer ${backend.issueToken(DEMO_USER.username)}` },
   }).then((res) => res.text());
-  // Half the text: about 150 whole records reach the reader before the reset.
-  const proxy = (await cutOnce(t, backend.url, Math.floor(listed.length / 2))).url;
+  // Half the text: about 150 whole records reach the reader before the break.
+  const proxy = (await cutOnce(t, backend.url, Math.floor(listed.length / 2), then)).url;
   const events: SweepEvent[] = [];
   const report = await runSweep(
     sweepConfig({ ...env, PATIENT_SERVER: proxy }, { retries: 2, dryRun: true }),
@@ -298,7 +315,7 @@ test("a list whose body breaks off midway is read again from its start: no recor
   );
   assert.deepEqual(list && "attempts" in list && [list.status, list.attempts], [200, 2]);
   assert.equal(backend.requests.filter(isList).length, 1 + 2, "this test's own, then two");
-});
+}
 
 test("the list's text is decoded across pieces: a character split between two reads stays whole", async (t) => {
   const text = JSON.stringify(["é", "日本語", "😀", { ключ: "значение" }, "ü".repeat(20)]);
