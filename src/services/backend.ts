@@ -167,16 +167,36 @@ export function createBackend(options: BackendOptions): BackendClient {
     return answer;
   }
 
+  /**
+   * Whether the backend says the held token is valid: true on its 200 and user id, false on a
+   * 401. Anything else (a 500, a 404, a page that is not the backend, no answer) cannot say yes:
+   * with a username and password to log in with, that is false too, else it is the failure.
+   */
+  async function validates(held: string): Promise<boolean> {
+    const canLogin = credentials.username !== undefined && credentials.password !== undefined;
+    let answer: Answer;
+    try {
+      answer = await call("api/validate/", { headers: bearer(held) });
+    } catch (error) {
+      if (canLogin && error instanceof RequestFailure && error.reason !== "aborted") return false;
+      throw error;
+    }
+    if (answer.status === 403) throw forbidden(answer);
+    if (answer.status === 401) return false;
+    try {
+      parseBody(expectOk(answer), ValidateResponse);
+      return true;
+    } catch (error) {
+      if (canLogin) return false;
+      throw error;
+    }
+  }
+
   return {
     async authenticate() {
-      if (token !== undefined) {
-        const answer = await call("api/validate/", { headers: bearer(token) });
-        if (answer.status === 403) throw forbidden(answer);
-        if (answer.status !== 401) {
-          parseBody(expectOk(answer), ValidateResponse);
-          return;
-        }
-      }
+      // A held token (configured, or kept by an earlier run) is best effort: unless the backend
+      // confirms it, one login replaces it.
+      if (token !== undefined && (await validates(token))) return;
       // The run's first login: nothing else is in flight, and its failure ends the run.
       await login();
     },
