@@ -39,13 +39,30 @@ export const LIMITS = {
   /** A `*_FILE` secret holds one value. */
   secretFileBytes: 64 * 1024,
   envFileBytes: 1024 * 1024,
-  /**
-   * `--max-list-mib`: V8's longest string is just under 512 MiB, and a list body that is not an
-   * array is kept whole (up to the cap) to say what it is.
-   */
+  /** `--max-list-mib`: V8's longest string is just under 512 MiB. */
   maxListMib: 500,
-  /** More invalid patient records than this (or than half the list) is a contract break. */
+  /**
+   * More invalid patient records than this (or than half the list) is a contract break; the list
+   * is read no further than the one past it (8 million invalid records would take 262 MB).
+   */
   invalidRecords: 1_000,
+  /**
+   * One record of the patient list, as text (spaces before it included): a longer one is an
+   * invalid record, never parsed. The list's cap bounds the whole list, not one element: one
+   * record holding a 60 MiB string, or 30 million numbers, fills a 128 MiB heap once parsed. A
+   * real record is about 160 characters; 64 Ki of them (64 KiB of ASCII) leave room for any.
+   */
+  recordChars: 64 * 1024,
+  /**
+   * Arrays and objects open at once in one record, itself included: a deeper one is an invalid
+   * record, never parsed (a real one has 2: the record and its status).
+   */
+  recordDepth: 32,
+  /**
+   * A list body that is not a JSON array is judged by at most this much of its start (a short one
+   * is parsed to say what it is), never kept whole.
+   */
+  notArrayChars: 1024,
   /** Shards of one sweep (`--shard i/n`, `--shards n`): each is a pod logging in to the backend. */
   shards: 1_024,
 } as const;

@@ -211,6 +211,33 @@ test("a login 404 that is not the backend's unknown user is exit 5 naming PATIEN
   assert.match(unknown.stderr, /does not know the username/);
 });
 
+test("BACKEND_TOKEN whose validation cannot say yes: one login with the username and password, else exit 5 as before", async (t) => {
+  const isValidate = route("/api/validate/");
+  const cases: Array<[string, Fault]> = [
+    ["500", { kind: "status", status: 500 }],
+    ["404", { kind: "status", status: 404, body: '{"detail":"Not Found"}' }],
+    ["an HTML 200", { kind: "html" }],
+    ["a reset", { kind: "reset" }],
+  ];
+  for (const [what, fault] of cases) {
+    const { backend, env } = await startServices(t);
+    backend.fault(isValidate, fault);
+    const token = backend.issueToken("demo");
+    const { credentials } = sweepConfig(env);
+    const withLogin = await runSweep(
+      sweepConfig(env, { credentials: { ...credentials, token }, dryRun: true }),
+    );
+    assert.equal(withLogin.error, null, what);
+    assert.equal(backend.logins, 1, `${what}: one login`);
+
+    // Without a username and password there is nothing to fall back on: the failure stands.
+    const alone = await runSweep(sweepConfig(env, { credentials: { token }, dryRun: true }));
+    assert.equal(alone.exitCode, 5, what);
+    assert.match(alone.error?.message ?? "", /^Login failed: GET \/api\/validate\//, what);
+    assert.equal(backend.logins, 1, `${what}: no login without credentials`);
+  }
+});
+
 test("a login 403 says what it likely is and never blames the Authorization header", async (t) => {
   const { backend, env } = await startServices(t);
   backend.fault(isLogin, { kind: "status", status: 403, body: "<html>Forbidden</html>" });

@@ -258,13 +258,14 @@ test("a patient list mostly invalid, or with over 1000 invalid records, is a con
       "over 1000 of a list mostly good",
       [...Array.from({ length: 2000 }, (_, i) => good(i + 1)), ...Array(1001).fill(null)],
       undefined,
-      /: more than 1000 of its 3001 records are invalid/,
+      /: more than 1000 of its first 3001 records are invalid/,
     ],
+    // Read no further than the 1,001st invalid record.
     [
       "100,000 invalid",
       Array(100_000).fill(0),
       undefined,
-      /: more than 1000 of its 100000 records are invalid/,
+      /: more than 1000 of its first 1001 records are invalid/,
     ],
   ];
   for (const [what, list, patients, pattern] of cases) {

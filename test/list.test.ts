@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
@@ -126,12 +127,19 @@ test("the array reader accepts exactly what JSON.parse accepts as an array, elem
       assert.equal(pieces.join(""), text);
       const seen: unknown[] = [];
       const whole: unknown[] = [];
-      const reader = createArrayReader((e) => seen.push(e));
+      const reader = createArrayReader(
+        (e) => seen.push(e),
+        () => assert.fail("no element is over the bounds"),
+      );
       let scan: ArrayScan | undefined;
       for (const piece of pieces) scan ??= reader.write(piece);
       scan ??= reader.end();
       assert.equal(
-        eachArrayElement(text, (e) => whole.push(e)),
+        eachArrayElement(
+          text,
+          (e) => whole.push(e),
+          () => assert.fail("no element is over the bounds"),
+        ),
         scan,
         "whole or in pieces",
       );
@@ -165,7 +173,10 @@ test("the array reader finds strings' ends across pieces: escaped quotes and run
   for (let a = 0; a <= list.length; a++) {
     for (let b = a; b <= list.length; b += 3) {
       const seen: unknown[] = [];
-      const reader = createArrayReader((e) => seen.push(e));
+      const reader = createArrayReader(
+        (e) => seen.push(e),
+        () => assert.fail("no element is over the bounds"),
+      );
       const scan =
         reader.write(list.slice(0, a)) ??
         reader.write(list.slice(a, b)) ??
@@ -217,13 +228,13 @@ test("the list's bytes and text are never held whole, and nothing of them outliv
 /**
  * A proxy in front of `target` on 127.0.0.1 that forwards every request, except that the first
  * 200 answer to the patient list sends only its first `keep` bytes, then resets the connection or
- * sends nothing more.
+ * sends nothing more (both chunked), or closes the connection short of its Content-Length.
  */
 async function cutOnce(
   t: TestContext,
   target: string,
   keep: number,
-  then: "reset" | "stall" = "reset",
+  then: "reset" | "stall" | "close" = "reset",
 ): Promise<{ url: string; cut: Promise<void> }> {
   let cut = false;
   let onSent = () => {};
@@ -245,10 +256,20 @@ async function cutOnce(
         const chunks: Buffer[] = [];
         answer.on("data", (chunk: Buffer) => chunks.push(chunk));
         answer.on("end", () => {
+          const whole = Buffer.concat(chunks);
+          if (then === "close") {
+            // The whole body's length announced, part of it sent, then a clean close (a FIN).
+            res.writeHead(200, { ...answer.headers, "content-length": String(whole.length) });
+            res.write(whole.subarray(0, keep), () => {
+              onSent();
+              setTimeout(() => req.socket.end(), 300);
+            });
+            return;
+          }
           // Chunked, as a streaming backend sends it: the client reads records, then the reset.
           const { "content-length": _, ...headers } = answer.headers;
           res.writeHead(200, headers);
-          res.write(Buffer.concat(chunks).subarray(0, keep), () => onSent());
+          res.write(whole.subarray(0, keep), () => onSent());
           if (then === "reset") setTimeout(() => req.socket.resetAndDestroy(), 300);
         });
       },
@@ -263,14 +284,21 @@ async function cutOnce(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, cut: sent };
 }
 
-test("a list whose body breaks off midway is read again from its start: no record counted twice", async (t) => {
+for (const then of ["reset", "close"] as const) {
+  const how = then === "reset" ? "a chunked body reset" : "a Content-Length body closed short";
+  test(`a list whose body breaks off midway is read again from its start: no record counted twice (${how})`, async (t) => {
+    await readAgain(t, then);
+  });
+}
+
+async function readAgain(t: TestContext, then: "reset" | "close") {
   const patients = makePatients(300);
   const { backend, env } = await startServices(t, { backend: { patients } });
   const listed = await fetch(`${backend.url}/api/patient/fetchAllPatients`, {
     headers: { authorization: `Bearer ${backend.issueToken(DEMO_USER.username)}` },
   }).then((res) => res.text());
-  // Half the text: about 150 whole records reach the reader before the reset.
-  const proxy = (await cutOnce(t, backend.url, Math.floor(listed.length / 2))).url;
+  // Half the text: about 150 whole records reach the reader before the break.
+  const proxy = (await cutOnce(t, backend.url, Math.floor(listed.length / 2), then)).url;
   const events: SweepEvent[] = [];
   const report = await runSweep(
     sweepConfig({ ...env, PATIENT_SERVER: proxy }, { retries: 2, dryRun: true }),
@@ -287,7 +315,7 @@ test("a list whose body breaks off midway is read again from its start: no recor
   );
   assert.deepEqual(list && "attempts" in list && [list.status, list.attempts], [200, 2]);
   assert.equal(backend.requests.filter(isList).length, 1 + 2, "this test's own, then two");
-});
+}
 
 test("the list's text is decoded across pieces: a character split between two reads stays whole", async (t) => {
   const text = JSON.stringify(["é", "日本語", "😀", { ключ: "значение" }, "ü".repeat(20)]);
@@ -329,7 +357,12 @@ test("a list that is not an array, or not JSON, fails in parseBody's words as it
   const { backend, env } = await startServices(t);
   const cases: Array<[string, RegExp]> = [
     ['{"detail": "Not Found"}', /GET \/api\/patient\/fetchAllPatients: body: expected array$/],
-    [`  ${JSON.stringify("x".repeat(200_000))}`, /: body: expected array$/],
+    [`  ${JSON.stringify("x".repeat(900))}`, /: body: expected array$/],
+    // Longer than LIMITS.notArrayChars: judged by its start, the rest never read.
+    [
+      `  ${JSON.stringify("x".repeat(200_000))}`,
+      /: HTTP 200 body is not a JSON array \(judged by its first 1024 characters; the rest was not read\)$/,
+    ],
     ["", /: HTTP 200 body is not JSON$/],
     ["  \n ", /: HTTP 200 body is not JSON$/],
     ["<html>", /: HTTP 200 body is not JSON$/],
@@ -353,8 +386,17 @@ test("the streamed list keeps the failure paths: a 401 re-login, a chunked list 
   assert.equal(backend.logins, 2, "the run's login, then one re-login");
   assert.equal(relogin.counts.selected, demoPatients().length);
 
-  // No content-length to judge it by: the bytes are counted as they come.
-  backend.fault(isList, { kind: "oversize", bytes: 3 * 1024 * 1024 }, 1);
+  // No content-length to judge it by: the bytes are counted as they come. Valid records: a list
+  // of numbers would stop at its 1,001st invalid record first.
+  const records = `{"pid":1,"status":{"id":9}},`.repeat(2_000);
+  backend.fault(
+    isList,
+    {
+      kind: "stream",
+      body: () => Readable.from(["[", ...Array(60).fill(records), '{"pid":1,"status":{"id":9}}]']),
+    },
+    1,
+  );
   const over = await runSweep(sweepConfig(env, { maxListBytes: 1024 * 1024 }));
   assert.equal(over.exitCode, 5);
   assert.match(over.error?.message ?? "", /the list is over 1 MiB; .*raise --max-list-mib/);

@@ -22,7 +22,7 @@ import { demoPatients, secretsOf, startServices, sweepConfig } from "./helpers/s
 import { tempDir } from "./helpers/temp.ts";
 import type { Backend, SeedPatient } from "./stand-ins/backend.ts";
 import { DEMO_USER } from "./stand-ins/seed.ts";
-import type { RecordedRequest } from "./stand-ins/server.ts";
+import type { Fault, RecordedRequest } from "./stand-ins/server.ts";
 
 const isVitals = (r: RecordedRequest) => r.path === "/api/patient/fetchVitals";
 const TOKEN_FILE = /^token-[0-9a-f]{32}\.json$/;
@@ -101,6 +101,33 @@ test("a kept token the backend rejects costs one login, and the new token is kep
   assert.equal((await sweep(env, dir)).code, 0);
   assert.equal(backend.logins, 2, "the third run used the token the second one kept");
   assertClean(res, [first, second]);
+});
+
+const isValidate = (r: RecordedRequest) => r.path === "/api/validate/";
+
+/** A validate endpoint that cannot say yes: a 500, a 404 that is not the backend's, a web page. */
+const brokenValidations: Array<[string, Fault]> = [
+  ["500", { kind: "status", status: 500 }],
+  ["404", { kind: "status", status: 404, body: '{"detail":"Not Found"}' }],
+  ["an HTML 200", { kind: "html" }],
+];
+
+test("a kept token whose validation answers 500, 404 or a web page costs one login per run, never exit 5", async (t) => {
+  for (const [what, fault] of brokenValidations) {
+    const { backend, env } = await startServices(t);
+    const dir = tempDir(t, "state");
+    assert.equal((await sweep(env, dir)).code, 0);
+    const first = cachedToken(stateFiles(dir).token);
+    backend.fault(isValidate, fault);
+    for (const run of [1, 2]) {
+      const res = await sweep(env, dir, ["--retries", "0"]);
+      assert.equal(res.code, 0, `${what}, run ${run}: ${res.stderr}`);
+      assert.equal(parseReport(res.stdout).counts.unchanged, 7, `${what}: it swept`);
+      assert.equal(backend.logins, 1 + run, `${what}: one login in run ${run}`);
+      assertClean(res, [first, ...secretsOf(demoPatients())]);
+    }
+    assert.equal(backend.requests.filter(isValidate).length, 2, `${what}: one check per run`);
+  }
 });
 
 test("the token of a re-login mid-sweep is kept too", async (t) => {

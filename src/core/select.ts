@@ -5,6 +5,7 @@
  */
 import { LIMITS } from "../defaults.ts";
 import { UpstreamError } from "../errors.ts";
+import type { Unread } from "../services/json-array.ts";
 import { describeIssues, Patient, PatientPid } from "../services/schemas.ts";
 import type { PatientResult, Reason } from "./report.ts";
 
@@ -35,8 +36,17 @@ interface Invalid {
 
 /** The patient list, validated one record at a time as it is parsed; then selected from. */
 export interface ListCheck {
-  /** Validates the next record and keeps only what `select` needs of it. */
+  /**
+   * Validates the next record and keeps only what `select` needs of it. Throws UpstreamError at
+   * the record that makes the invalid ones more than LIMITS.invalidRecords: the list is then
+   * wrong whatever follows, and is read no further.
+   */
   add(record: unknown): void;
+  /**
+   * The next record was too large or too deep to parse (see LIMITS.recordChars): an invalid
+   * record, with the pid its first characters show when it starts with one. Throws like `add`.
+   */
+  skip(record: Unread): void;
   /** Forgets every record: the list is read again from its start. */
   restart(): void;
   /**
@@ -57,6 +67,20 @@ export function createListCheck(): ListCheck {
   let count = 0;
   let invalid = 0;
   let first = "";
+  const verdict = (what: string) =>
+    new UpstreamError(
+      `The patient list breaks the contract: ${what} records are invalid (${first}); check that PATIENT_SERVER is the patient backend.`,
+    );
+  const reject = (pid: number | undefined, index: number, issues: string) => {
+    invalid++;
+    // Past the limit the verdict is certain: reading on would cost time and memory for nothing
+    // (8 million invalid records fit the list's cap).
+    if (invalid > LIMITS.invalidRecords) {
+      throw verdict(`more than ${LIMITS.invalidRecords} of its first ${count}`);
+    }
+    first ||= `the first, record ${index}: ${issues}`;
+    checked.push({ pid, index, issues });
+  };
   return {
     restart() {
       checked = [];
@@ -71,24 +95,30 @@ export function createListCheck(): ListCheck {
         checked.push(compact(parsed.data, statuses));
         return;
       }
-      invalid++;
-      // Past the limit the verdict is certain: keeping more would cost memory for nothing (30
-      // million invalid records fit 64 MiB).
-      if (invalid > LIMITS.invalidRecords) return;
-      const issues = describeIssues(parsed.error);
-      first ||= `the first, record ${index}: ${issues}`;
-      checked.push({ pid: PatientPid.safeParse(record).data?.pid, index, issues });
+      reject(PatientPid.safeParse(record).data?.pid, index, describeIssues(parsed.error));
+    },
+    skip({ why, head }) {
+      const index = count++;
+      const broke =
+        why === "size"
+          ? `over ${LIMITS.recordChars} characters`
+          : `nested deeper than ${LIMITS.recordDepth} levels`;
+      reject(leadingPid(head), index, `${broke}: not read`);
     },
     select(wanted, shard) {
-      const verdict = (what: string) =>
-        new UpstreamError(
-          `The patient list breaks the contract: ${what} of its ${count} records are invalid (${first}); check that PATIENT_SERVER is the patient backend.`,
-        );
-      if (invalid > LIMITS.invalidRecords) throw verdict(`more than ${LIMITS.invalidRecords}`);
-      if (invalid * 2 > count) throw verdict(String(invalid));
+      if (invalid * 2 > count) throw verdict(`${invalid} of its ${count}`);
       return selectChecked(checked, wanted, shard);
     },
   };
+}
+
+/**
+ * The pid of a record whose text starts `{"pid": <digits>` (the backend's field order), else
+ * undefined: an unread record is named by its pid only when that costs no parse.
+ */
+function leadingPid(head: string): number | undefined {
+  const digits = /^\s*\{\s*"pid"\s*:\s*(\d{1,16})\s*[,}]/.exec(head)?.[1];
+  return PatientPid.safeParse({ pid: Number(digits) }).data?.pid;
 }
 
 /**

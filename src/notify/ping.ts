@@ -79,6 +79,9 @@ function createPingClient(base: string): Got {
   return got.extend({
     timeout: { request: ATTEMPT_MS },
     throwHttpErrors: false,
+    // Only the status is read: no compression is asked for, and an answer encoded nevertheless
+    // (a few KB of `gzip, gzip` decode to gigabytes) is not decoded.
+    decompress: false,
     responseType: "text",
     maxRedirects: 3,
     followRedirect: sameOriginRedirect(new URL(base).origin),

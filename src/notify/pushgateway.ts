@@ -3,6 +3,7 @@
  * to a Prometheus Pushgateway. A run that did not succeed leaves the last-success gauge out, so
  * the Pushgateway keeps the last success it holds (POST replaces only the metric names it sends).
  */
+import type { IncomingHttpHeaders } from "node:http";
 import got, { RequestError, TimeoutError } from "got";
 import { DEFAULTS } from "../defaults.ts";
 import { sameOriginRedirect } from "../services/http.ts";
@@ -18,6 +19,11 @@ import type { NotifierFactory } from "./notifier.ts";
 
 /** Kept back from the run's hard bound (`RunFacts.endBy`) for the process to drain and exit. */
 const EXIT_MARGIN_MS = 250;
+/**
+ * A Pushgateway answers an empty body, or one line of error: a longer answer is cut off rather
+ * than read (a 92 MiB one would end a run that already succeeded, under a heap cap).
+ */
+const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
  * The push URL: `/metrics/job/ml_scheduler` plus any further grouping labels, under the base's
@@ -56,7 +62,10 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
     timeout: { request: DEFAULTS.pushTimeoutMs },
     retry: { limit: 1, methods: ["POST"] },
     throwHttpErrors: false,
-    responseType: "text",
+    // Bytes as they came: nothing asks for compression, so an encoded answer is not decoded (1.8 KB
+    // of `gzip, gzip` decode to gigabytes), and it is counted against the cap as it arrives.
+    decompress: false,
+    responseType: "buffer",
     // A 307/308 on the gateway's own origin only; anything else comes back as a failed push.
     followRedirect: sameOriginRedirect(url.origin),
   });
@@ -73,27 +82,44 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
       if (left !== undefined && left <= 0)
         return failed("no time left before the deadline's bound");
       const bound = left === undefined ? undefined : AbortSignal.timeout(left);
+      const cut = new AbortController();
       try {
-        const response = await client(url, {
+        const request = client(url, {
           body: formatMetrics(end, tally, lastSuccess),
-          signal: bound,
+          signal: bound === undefined ? cut.signal : AbortSignal.any([bound, cut.signal]),
         });
+        request.on("downloadProgress", ({ transferred }) => {
+          if (transferred > MAX_ANSWER_BYTES) cut.abort();
+        });
+        const response = await request;
         if (response.statusCode < 200 || response.statusCode > 299) {
-          // The gateway's reason helps (a 400 names the inconsistent metric); no terminal escapes.
-          const said = (response.body.split("\n")[0] ?? "").replace(/\p{Cc}/gu, "").slice(0, 200);
-          failed(`HTTP ${response.statusCode}${said ? `: ${said}` : ""}`);
+          failed(`HTTP ${response.statusCode}${reason(response.headers, response.body)}`);
         }
       } catch (error) {
         failed(
           bound?.aborted
             ? "stopped at the deadline's bound"
-            : error instanceof TimeoutError
-              ? `no answer within ${DEFAULTS.pushTimeoutMs} ms`
-              : error instanceof RequestError
-                ? (error.code ?? error.message)
-                : String(error),
+            : cut.signal.aborted
+              ? `its answer was over ${MAX_ANSWER_BYTES} bytes and was not read`
+              : error instanceof TimeoutError
+                ? `no answer within ${DEFAULTS.pushTimeoutMs} ms`
+                : error instanceof RequestError
+                  ? (error.code ?? error.message)
+                  : String(error),
         );
       }
     },
   };
 };
+
+/**
+ * The gateway's reason for a refused push, as `: <its first line>`: it helps (a 400 names the
+ * inconsistent metric). Nothing from an encoded answer (it was not decoded), no terminal escapes.
+ */
+function reason(headers: IncomingHttpHeaders, body: Uint8Array): string {
+  const encoding = headers["content-encoding"];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") return "";
+  const line = new TextDecoder().decode(body.subarray(0, 1024)).split("\n")[0] ?? "";
+  const said = line.replace(/\p{Cc}/gu, "").slice(0, 200);
+  return said ? `: ${said}` : "";
+}

@@ -3,7 +3,7 @@
  * Holds the token: one login at a time, one re-login shared by every request that saw it expire.
  */
 import type { z } from "zod";
-import { DEFAULTS } from "../defaults.ts";
+import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { AuthError, UpstreamError } from "../errors.ts";
 import { streamText, type TextSink } from "./body-stream.ts";
 import {
@@ -18,7 +18,7 @@ import {
   type ServiceSettings,
   send,
 } from "./http.ts";
-import { createArrayReader } from "./json-array.ts";
+import { createArrayReader, type Unread } from "./json-array.ts";
 import {
   LoginResponse,
   type Patient,
@@ -53,6 +53,8 @@ export interface BackendOptions extends ServiceSettings, Omit<ClientHooks, "serv
 /** Where the patient list's records go as they are parsed. */
 export interface ListSink {
   add(record: unknown): void;
+  /** A record too large or too deep to parse (LIMITS.recordChars, LIMITS.recordDepth). */
+  skip(record: Unread): void;
   /** The list is read again from its start (a retry after its body broke off): forget it all. */
   restart(): void;
 }
@@ -165,16 +167,36 @@ export function createBackend(options: BackendOptions): BackendClient {
     return answer;
   }
 
+  /**
+   * Whether the backend says the held token is valid: true on its 200 and user id, false on a
+   * 401. Anything else (a 500, a 404, a page that is not the backend, no answer) cannot say yes:
+   * with a username and password to log in with, that is false too, else it is the failure.
+   */
+  async function validates(held: string): Promise<boolean> {
+    const canLogin = credentials.username !== undefined && credentials.password !== undefined;
+    let answer: Answer;
+    try {
+      answer = await call("api/validate/", { headers: bearer(held) });
+    } catch (error) {
+      if (canLogin && error instanceof RequestFailure && error.reason !== "aborted") return false;
+      throw error;
+    }
+    if (answer.status === 403) throw forbidden(answer);
+    if (answer.status === 401) return false;
+    try {
+      parseBody(expectOk(answer), ValidateResponse);
+      return true;
+    } catch (error) {
+      if (canLogin) return false;
+      throw error;
+    }
+  }
+
   return {
     async authenticate() {
-      if (token !== undefined) {
-        const answer = await call("api/validate/", { headers: bearer(token) });
-        if (answer.status === 403) throw forbidden(answer);
-        if (answer.status !== 401) {
-          parseBody(expectOk(answer), ValidateResponse);
-          return;
-        }
-      }
+      // A held token (configured, or kept by an earlier run) is best effort: unless the backend
+      // confirms it, one login replaces it.
+      if (token !== undefined && (await validates(token))) return;
       // The run's first login: nothing else is in flight, and its failure ends the run.
       await login();
     },
@@ -231,21 +253,37 @@ const LIST_ROUTE = "GET /api/patient/fetchAllPatients";
 
 /**
  * The list's text, read as it arrives, its records handed to `list`. A malformed list fails as
- * soon as the fault arrives; a body that is not an array is kept (within the list's cap) so that
- * parseBody says what it is, in the words it has for every body.
+ * soon as the fault arrives. A body that is not an array is kept only while it is short
+ * (LIMITS.notArrayChars), so that parseBody says what it is, in the words it has for every body;
+ * a longer one fails once that much has come, and the rest is not downloaded.
  */
 function listReader(list: ListSink, status: number): TextSink {
-  const reader = createArrayReader((record) => list.add(record));
+  const reader = createArrayReader(
+    (record) => list.add(record),
+    (record) => list.skip(record),
+  );
   /** The text from the first piece that showed it is not an array (what precedes is spaces). */
   let other: string[] | undefined;
+  let otherChars = 0;
   const notJson = () =>
     new RequestFailure("invalid_response", `${LIST_ROUTE}: HTTP ${status} body is not JSON`);
   return {
     write(text) {
-      if (other !== undefined) return void other.push(text);
-      const scan = reader.write(text);
-      if (scan === "not_array") other = [text];
-      else if (scan === "malformed") throw notJson();
+      if (other === undefined) {
+        const scan = reader.write(text);
+        if (scan === "malformed") throw notJson();
+        if (scan !== "not_array") return;
+        other = [];
+      }
+      other.push(text);
+      otherChars += text.length;
+      if (otherChars > LIMITS.notArrayChars) {
+        other = [];
+        throw new RequestFailure(
+          "invalid_response",
+          `${LIST_ROUTE}: HTTP ${status} body is not a JSON array (judged by its first ${LIMITS.notArrayChars} characters; the rest was not read)`,
+        );
+      }
     },
     end() {
       const scan = other === undefined ? reader.end() : "not_array";

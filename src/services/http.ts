@@ -97,6 +97,23 @@ export interface SendOptions {
 
 const RETRY_STATUS = [408, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
 
+/**
+ * got's default network errors (its documented `retry.errorCodes`), and a body that ended before
+ * its Content-Length: the same break as a chunked body's reset (which got retries as ECONNRESET),
+ * from a server that announced the length.
+ */
+const RETRY_ERRORS = [
+  "ETIMEDOUT",
+  "ECONNRESET",
+  "EADDRINUSE",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ENOTFOUND",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ERR_HTTP_CONTENT_LENGTH_MISMATCH",
+];
+
 /** The two services a sweep talks to. */
 export type Service = "backend" | "ml";
 
@@ -177,6 +194,7 @@ function createGot(settings: ServiceSettings, hooks: Partial<Hooks> | undefined)
       // predict is pure and updateStatus sets a value: both are safe to repeat (contract.md).
       methods: ["GET", "PUT", "POST"],
       statusCodes: RETRY_STATUS,
+      errorCodes: RETRY_ERRORS,
       maxRetryAfter: settings.maxRetryAfterMs,
       calculateDelay: backoff(settings),
     },

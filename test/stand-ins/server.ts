@@ -4,6 +4,8 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { HTML_PAGE, send, sendInternalError, sendJson } from "./fastapi.ts";
 
 export interface RecordedRequest {
@@ -34,7 +36,12 @@ export type Fault =
   | { kind: "html" }
   | { kind: "malformed" }
   | { kind: "body"; status?: number; body: string; contentType?: string }
-  | { kind: "oversize"; bytes: number };
+  | { kind: "oversize"; bytes: number }
+  /**
+   * A 200 whose body is made as it is sent (with backpressure), so that a test can serve tens of
+   * MiB without holding them; `headers` (a content-encoding, a content-length) are sent as given.
+   */
+  | { kind: "stream"; body: () => Readable; headers?: Record<string, string> };
 
 export interface Hold {
   waitFor(count?: number, timeoutMs?: number): Promise<void>;
@@ -358,6 +365,10 @@ async function applyFault(req: IncomingMessage, res: ServerResponse, fault: Faul
       return send(res, fault.status ?? 200, fault.body, fault.contentType ?? "application/json");
     case "oversize":
       return streamArray(res, fault.bytes);
+    case "stream":
+      res.writeHead(200, { "content-type": "application/json", ...fault.headers });
+      // The client may stop reading at any point: that ends the stream, not the server.
+      return pipeline(fault.body(), res).catch(() => {});
   }
 }
 
