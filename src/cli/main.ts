@@ -16,6 +16,7 @@ import type {
   RunFacts,
 } from "./lifecycle.ts";
 import type { Lock } from "./lock.ts";
+import { OPTIONS } from "./options.ts";
 import { buildProgram, type CommandName, givesRuledFlag, type Invocation } from "./program.ts";
 
 /**
@@ -83,9 +84,9 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   const program = buildProgram((asked) => {
     invocation = asked;
   }, rules?.commanderParser);
-  // The JSON logger says usage errors below; commander's own line would not be JSON.
-  if (io.out)
-    for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
+  // Usage errors are said below, in the run's log format: commander's own line would not be
+  // JSON, and it echoes a refused value (a URL's password, a ping URL's secret path).
+  for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
   try {
     program.parse(argv);
   } catch (error) {
@@ -93,8 +94,16 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
     if (shown) return EXIT.ok;
     await newRunId();
-    io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
-    if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
+    const { hideValues, escapeLine } = await import("../reporters/safe-text.ts");
+    // One line ("Did you mean ...?" comes on a second), the refused URL shown as its origin only.
+    const line = error.message
+      .replace(/^error: /, "")
+      .trim()
+      .replace(/\s*\n\s*/g, " ");
+    const message = hideValues(line, urlsGiven(argv));
+    if (io.out) io.out.error(message, { code: "usage" });
+    else process.stderr.write(`ml-scheduler: ${escapeLine(message)} (see --help)\n`);
+    if (argv.includes("--json")) await io.early(EXIT.usage, "usage", message);
     return EXIT.usage;
   }
   if (invocation === undefined) return EXIT.ok; // commander printed help for a bare subcommand
@@ -310,6 +319,28 @@ function flagValue(argv: readonly string[], flag: string): string | undefined {
     else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
   });
   return value;
+}
+
+/**
+ * The values on the command line that may be URLs: those of a flag that takes one, and any that
+ * looks like one (`--pushgatway=http://...` misspelled is echoed as an unknown option).
+ */
+function urlsGiven(argv: readonly string[]): string[] {
+  const urlFlags = new Set(
+    OPTIONS.filter((o) => o.rule === "httpUrl" || o.rule === "pingUrl").map(
+      (o) => o.flags.split(" ")[0],
+    ),
+  );
+  const values: string[] = [];
+  argv.slice(2).forEach((arg, i, args) => {
+    const eq = arg.indexOf("=");
+    const [flag, value] = eq === -1 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
+    if (eq === -1 && arg.includes("://")) values.push(arg);
+    if (value !== undefined && (urlFlags.has(flag) || value.includes("://"))) values.push(value);
+    const next = args[i + 1];
+    if (value === undefined && urlFlags.has(flag) && next !== undefined) values.push(next);
+  });
+  return values;
 }
 
 /** The signals a run stops gracefully on, and the error code each ends it with. */

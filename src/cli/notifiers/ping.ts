@@ -13,6 +13,7 @@ import {
   SHARD_PLACEHOLDER,
   shardPingBase,
 } from "../../reporters/ping.ts";
+import { shownUrl } from "../../reporters/safe-text.ts";
 import { sameOriginRedirect } from "../../services/http.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "../lifecycle.ts";
 
@@ -37,7 +38,7 @@ export const pingNotifier: NotifierFactory = ({ options, warn }) => {
     return undefined;
   }
   const client = createPingClient(base);
-  const origin = new URL(base).origin;
+  const origin = shownUrl(base);
   /** Sends one ping; a failure is one warn line naming the monitor's origin, never its URL. */
   const ping = async (signal: PingSignal, run: RunFacts, budgetMs: number, body?: string) => {
     const what = signal === "start" ? "start ping" : `end ping (exit ${signal})`;

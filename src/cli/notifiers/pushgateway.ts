@@ -13,6 +13,7 @@ import {
   shardLabel,
   succeeded,
 } from "../../reporters/metrics.ts";
+import { shownUrl } from "../../reporters/safe-text.ts";
 import { sameOriginRedirect } from "../../services/http.ts";
 import type { NotifierFactory } from "../lifecycle.ts";
 
@@ -62,7 +63,7 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
   });
   const failed = (why: string) =>
     warn(
-      `The push to the Pushgateway at ${url.origin} failed (${why}); the exit code is unchanged.`,
+      `The push to the Pushgateway at ${shownUrl(base)} failed (${why}); the exit code is unchanged.`,
     );
   return {
     event: (event) => countRequest(tally, event),
