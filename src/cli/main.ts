@@ -274,14 +274,16 @@ async function fileReport(
   out: Output,
 ): Promise<boolean> {
   if (typeof path !== "string") return true;
+  const { writeFileAtomic, NotRegularFile, NOT_REGULAR_HINT } = await import("./atomic-write.ts");
   try {
-    const { writeFileAtomic } = await import("./atomic-write.ts");
     await writeFileAtomic(path, json());
     return true;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
     out.error(
-      `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
+      error instanceof NotRegularFile
+        ? `The report was not written to --report-file ${path}: ${NOT_REGULAR_HINT}.`
+        : `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
     );
     return false;
   }
