@@ -23,6 +23,11 @@ export const DEFAULTS = {
   lockRefreshMs: 5_000,
   /** A lock (or takeover guard) not refreshed for this long is stale and is taken over. */
   lockStaleMs: 30_000,
+  /**
+   * With --deadline, the process ends by deadline + grace + this: what the notifiers, the report
+   * and the drain of stdout and stderr are given after the grace.
+   */
+  exitMarginSeconds: 1.5,
   /** Each attempt of a Pushgateway push; one retry, so a stalled gateway costs the run ~7 s. */
   pushTimeoutMs: 3_000,
 } as const;

@@ -4,6 +4,7 @@
  * print its result, exit. Heavy modules load only once a command runs, so --help starts fast.
  */
 import { CommanderError } from "commander";
+import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
 import type { Output } from "../reporters/human.ts";
 import { importHttpWithoutUndici } from "./http-exports.ts";
@@ -147,10 +148,51 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   };
 
   const stop = new AbortController();
+  const abort = new AbortController();
+  /** Aborted by a second signal: the notifiers' requests stop too. */
+  const hush = new AbortController();
+  /** The exit code once the report is written: it stands, whatever signal comes after. */
+  let reported: ExitCode | undefined;
+  let grace: number = DEFAULTS.graceSeconds;
+  const warn = (message: string, name: NodeJS.Signals) => {
+    if (io.out) io.out.warn(message, { code: SIGNAL_CODES[name] ?? null });
+    else io.warn(message);
+  };
+  /**
+   * The first signal stops what has something to finish gracefully (in-flight patients get the
+   * grace; before the first patient, nothing waits); the second aborts everything, the
+   * notifiers' requests included. After the report, its exit code stands.
+   */
+  const onSignal = (name: NodeJS.Signals) => {
+    if (!stop.signal.aborted) {
+      const code = SIGNAL_CODES[name] ?? "sigterm";
+      const message =
+        reported === undefined
+          ? `${name}: no new patient starts; in-flight patients get ${grace}s to finish.`
+          : `${name}: the report is written and its exit code ${reported} stands; the notifiers finish their requests (${name} again aborts them).`;
+      stop.abort(new SchedulerError(code, message));
+      if (reported !== undefined) warn(message, name);
+      return;
+    }
+    if (hush.signal.aborted) return;
+    warn(
+      reported === undefined
+        ? `${name} again: aborting in-flight requests and the notifiers now.`
+        : `${name} again: aborting the notifiers now; the exit code ${reported} stands.`,
+      name,
+    );
+    abort.abort(stop.signal.reason);
+    hush.abort(stop.signal.reason);
+  };
+  // Wired before the settings, the lock and the notifiers, and kept until the process exits: a
+  // signal at any point is heard, and one after the report cannot change its exit code.
+  for (const name of Object.keys(SIGNAL_CODES) as NodeJS.Signals[]) process.on(name, onSignal);
+
   const input = { flags, env: process.env, cwd: () => process.cwd() };
   let notifiers: Notifier[] = [];
   /** Tells every notifier how the run ended; they never change the exit code. */
   const notify = async (exitCode: ExitCode, result?: CommandResult) => {
+    reported = exitCode;
     const end = {
       ...facts,
       finishedAt: new Date(),
@@ -168,10 +210,12 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   try {
     settings = resolveRun(input);
     out = openOutput(settings.options);
-    notifiers = await createNotifiers(settings.options, out.warn);
+    notifiers = await createNotifiers(settings.options, out.warn, hush.signal);
     const { deadlineSeconds, graceSeconds } = settings.config;
+    grace = graceSeconds;
     if (deadlineSeconds !== undefined) {
-      facts.endBy = facts.startedAt.getTime() + (deadlineSeconds + graceSeconds + 1.5) * 1000;
+      const seconds = deadlineSeconds + graceSeconds + DEFAULTS.exitMarginSeconds;
+      facts.endBy = facts.startedAt.getTime() + seconds * 1000;
     }
     if (flags.lock !== undefined && command.locks) {
       // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
@@ -190,30 +234,11 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     const notifyOptions =
       options ?? (notifiers.length === 0 ? resolveOptionsOnly(input) : undefined);
     if (notifiers.length === 0 && notifyOptions) {
-      notifiers = await createNotifiers(notifyOptions, said.warn);
+      notifiers = await createNotifiers(notifyOptions, said.warn, hush.signal);
     }
     return notify(error.exitCode, earlyResult(error));
   }
 
-  const abort = new AbortController();
-  const grace = settings.config.graceSeconds;
-  const onSignal = (name: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
-      out.warn(`${name} again: aborting in-flight requests now.`, {
-        code: SIGNAL_CODES[name] ?? null,
-      });
-      abort.abort(stop.signal.reason);
-      return;
-    }
-    stop.abort(
-      new SchedulerError(
-        SIGNAL_CODES[name] ?? "sigterm",
-        `${name}: no new patient starts; in-flight patients get ${grace}s to finish.`,
-      ),
-    );
-  };
-  const signals = Object.keys(SIGNAL_CODES) as NodeJS.Signals[];
-  for (const name of signals) process.on(name, onSignal);
   const bugged = new Promise<never>((_, reject) => {
     onBug = (error) => {
       abort.abort(error);
@@ -239,6 +264,7 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
       bugged,
     ]);
     out.finish();
+    reported = result.exitCode;
     // Whatever ended the run and was not said when it happened is said now.
     if (result.error && !out.announced.has(result.error.code))
       out.ended(result.error.code, result.error.message);
@@ -260,7 +286,6 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
   } finally {
     onBug = recordBug;
     lock?.release();
-    for (const name of signals) process.off(name, onSignal);
   }
 }
 
@@ -293,10 +318,11 @@ async function fileReport(
 async function createNotifiers(
   options: Record<string, unknown>,
   warn: (message: string) => void,
+  signal: AbortSignal,
 ): Promise<Notifier[]> {
   const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
   const factories = await Promise.all(wanted.map(([, load]) => load()));
-  return factories.flatMap((factory) => factory({ options, warn }) ?? []);
+  return factories.flatMap((factory) => factory({ options, warn, signal }) ?? []);
 }
 
 /** A run that ended before its command started (exit 3 or 7), for the notifiers. */

@@ -44,7 +44,7 @@ function groupingPair(name: string, value: string): string {
 }
 
 /** The Pushgateway notifier, when `--pushgateway` (or PUSHGATEWAY_URL) is set. */
-export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
+export const pushgatewayNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
   const base = options.pushgateway;
   if (typeof base !== "string") return undefined;
   // The grouping key adds the label to every pushed sample: the body does not repeat it.
@@ -68,7 +68,8 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
   return {
     event: (event) => countRequest(tally, event),
     async finish(end) {
-      if (end.command !== "sweep") return;
+      // Stopped by a second signal, which the lifecycle has said: no push, no more words.
+      if (end.command !== "sweep" || hush.aborted) return;
       const lastSuccess = succeeded(end.exitCode) ? epochSeconds(end.finishedAt) : undefined;
       const left = end.endBy === undefined ? undefined : end.endBy - Date.now() - EXIT_MARGIN_MS;
       if (left !== undefined && left <= 0)
@@ -77,7 +78,7 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
       try {
         const response = await client(url, {
           body: formatMetrics(end, tally, lastSuccess),
-          signal: bound,
+          signal: bound ? AbortSignal.any([bound, hush]) : hush,
         });
         if (response.statusCode < 200 || response.statusCode > 299) {
           // The gateway's reason helps (a 400 names the inconsistent metric); no terminal escapes.
@@ -85,6 +86,7 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
           failed(`HTTP ${response.statusCode}${said ? `: ${said}` : ""}`);
         }
       } catch (error) {
+        if (hush.aborted) return;
         failed(
           bound?.aborted
             ? "stopped at the deadline's bound"
