@@ -37,9 +37,16 @@ export const LIMITS = {
   concurrency: 1_024,
   /** `--max-rps`: a cap above this is no cap a service would notice. */
   maxRps: 10_000,
+  /** `--max-rps`: one request every 1,000 s at the slowest; slower is a mistake, not a cap. */
+  minRps: 0.001,
+  /** `--retries`: the backoff of the 22nd retry would pass Node's timer limit; 10 is plenty. */
+  retries: 10,
   /** Node's timers hold at most 2^31-1 ms; a longer one fires after 1 ms instead. */
   timerMs: 2 ** 31 - 1,
-  /** The longest duration in seconds whose timer still fits (about 24.8 days). */
+  /**
+   * The longest duration in seconds whose timer still fits (about 24.8 days); also the most that
+   * `--deadline` + `--grace` + DEFAULTS.exitMarginSeconds may add up to (the notifiers' timers).
+   */
   timerSeconds: 2_147_483,
   /** A `*_FILE` secret holds one value. */
   secretFileBytes: 64 * 1024,

@@ -6,11 +6,11 @@ import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTIONS, optionKey } from "./options.ts";
 import { type FileProblem, readBounded } from "./read-file.ts";
-import { type ConcurrencySetting, mostInFlight, RULES } from "./rules.ts";
+import { type ConcurrencySetting, deadlineBoundProblem, mostInFlight, RULES } from "./rules.ts";
 
 export { DEFAULTS };
 
@@ -106,9 +106,19 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
   const options = resolveOptions(flags, lookup, problems);
   resolveShard(flags, options, lookup, problems);
   const credentials = resolveCredentials(lookup, cwd, problems);
+  const o = options as ConfigFlags;
+  const graceSeconds = o.grace ?? DEFAULTS.graceSeconds;
+  const fromFlags = flags.deadline !== undefined && (flags.grace !== undefined || !lookup("GRACE"));
+  const bound = deadlineBoundProblem(o.deadline, graceSeconds, {
+    deadline: flags.deadline === undefined ? "DEADLINE" : "--deadline",
+    grace:
+      flags.grace === undefined ? (lookup("GRACE") ? "GRACE" : "the default --grace") : "--grace",
+  });
+  // Both from the command line: a usage error, as a flag's own rule would be; else exit 3.
+  if (bound && fromFlags) throw new UsageError(bound);
+  if (bound) problems.push(bound);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = servers.data as z.infer<typeof ServersSchema>;
-  const o = options as ConfigFlags;
   const concurrency = o.concurrency ?? DEFAULTS.concurrency;
 
   return {
@@ -132,7 +142,7 @@ export function resolveRun({ flags, env, cwd: where }: ConfigInput): RunSettings
       breaker: o.breaker ?? DEFAULTS.breaker,
       maxFailures: o.maxFailures,
       deadlineSeconds: o.deadline,
-      graceSeconds: o.grace ?? DEFAULTS.graceSeconds,
+      graceSeconds,
     },
   };
 }
