@@ -4,7 +4,14 @@
  * line escaped in every format.
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { PassThrough } from "node:stream";
 import { test } from "node:test";
+import { buildReport } from "../src/core/report.ts";
+import { createOutput } from "../src/reporters/human.ts";
+import { createJsonLog } from "../src/reporters/json-log.ts";
+import { formatHuman, formatJson } from "../src/reporters/report.ts";
 import {
   escapeLine,
   hideValues,
@@ -13,6 +20,7 @@ import {
   shownUrl,
 } from "../src/reporters/safe-text.ts";
 import { parseReport, run } from "./helpers/exec.ts";
+import { startServices } from "./helpers/services.ts";
 
 /** Secrets a URL can hide in: user info (with @, /, ' and spaces), the path, the query. */
 const HOSTILE = [
@@ -69,4 +77,98 @@ test("a refused URL's secrets reach no output: the human line, the JSON line and
   const report = parseReport(json.stdout);
   assert.equal(report.error.message, line.msg);
   assert.doesNotMatch(json.stderr + json.stdout, /S3|CRET|hcadmin/);
+});
+
+/** What a service may send to split or reverse a line, and what must not reach any output raw. */
+const SPLITTERS = "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069";
+/** Any of them raw; a newline ends a line, so it is the one allowed (counted apart). */
+const RAW = /(?!\n)[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+const HOSTILE_TEXT = `bad\u2028{"level":"error","msg":"injected"}\u2029\u202eevil\u2066x\u2069\u001b[31m\u0085\r\n`;
+
+test("escapeLine and safeJson escape every character that splits or reverses a line", () => {
+  const line = escapeLine(HOSTILE_TEXT + SPLITTERS);
+  assert.doesNotMatch(line, RAW);
+  assert.ok(!line.includes("\n"));
+  assert.ok(line.includes("\\u2028") && line.includes("\\u202e") && line.includes("\\u001b"));
+  assert.equal(escapeLine("plain: ünïcødé, 中文, emoji 🙂"), "plain: ünïcødé, 中文, emoji 🙂");
+  const json = safeJson({ msg: HOSTILE_TEXT + SPLITTERS });
+  assert.doesNotMatch(json, RAW);
+  assert.ok(!json.includes("\n"));
+  assert.deepEqual(JSON.parse(json), { msg: HOSTILE_TEXT + SPLITTERS }, "read back unchanged");
+});
+
+test("every format escapes them: human and JSON lines, the report's detail and error.message", () => {
+  const capture = () => {
+    const stream = new PassThrough();
+    let text = "";
+    stream.setEncoding("utf8").on("data", (d: string) => {
+      text += d;
+    });
+    return { stream, text: () => text };
+  };
+  const human = capture();
+  const out = createOutput({ verbose: true, quiet: false, stream: human.stream as never });
+  out.warn(HOSTILE_TEXT);
+  out.error(HOSTILE_TEXT, { code: "upstream" });
+  const json = capture();
+  const log = createJsonLog({ verbose: true, quiet: false, stream: json.stream, runId: "r" });
+  log.warn(HOSTILE_TEXT, { detail: HOSTILE_TEXT });
+  for (const [text, lines] of [
+    [human.text(), 2],
+    [json.text(), 1],
+  ] as const) {
+    assert.equal(text.split("\n").length, lines + 1, text);
+    assert.doesNotMatch(text, RAW);
+  }
+  assert.equal(JSON.parse(json.text()).detail, HOSTILE_TEXT);
+
+  const at = new Date();
+  const report = buildReport({
+    startedAt: at,
+    finishedAt: at,
+    dryRun: false,
+    concurrency: 1,
+    exitCode: 1,
+    error: { code: "upstream", message: HOSTILE_TEXT },
+    patients: [
+      {
+        pid: 2,
+        outcome: "failed",
+        from: 9,
+        to: null,
+        stage: "vitals",
+        reason: "http_500",
+        detail: HOSTILE_TEXT,
+      },
+    ],
+  });
+  const document = formatJson(report);
+  assert.equal(document.split("\n").length, 2);
+  assert.doesNotMatch(document, RAW);
+  assert.equal(JSON.parse(document).patients[0].detail, HOSTILE_TEXT);
+  assert.equal(JSON.parse(document).error.message, HOSTILE_TEXT);
+  assert.doesNotMatch(formatHuman(report).replaceAll("\n", ""), RAW);
+});
+
+test("the bin: a service's answer with line separators and bidi controls stays one escaped line, human and JSON", async (t) => {
+  const { env } = await startServices(t);
+  // A Pushgateway that refuses every push with a hostile reason on its first line.
+  const gateway = createServer((req, res) => {
+    req.resume().on("end", () => {
+      res.writeHead(400, { "content-type": "text/plain; charset=utf-8" });
+      res.end(`${HOSTILE_TEXT.replace(/\r\n$/, "")}\nsecond line`);
+    });
+  });
+  await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => gateway.close(() => resolve())));
+  const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+  for (const format of ["human", "json"]) {
+    const res = await run(["--pushgateway", url, "--log-format", format], { env });
+    assert.equal(res.code, 0, res.stderr);
+    assert.doesNotMatch(res.stderr, RAW, format);
+    const said = res.stderr.split("\n").filter((l) => l.includes("Pushgateway"));
+    assert.equal(said.length, 1, `${format}: ${res.stderr}`);
+    assert.match(said[0] as string, /HTTP 400: bad\\{1,2}u2028\{/, format);
+    assert.doesNotMatch(res.stderr, /^\{"level":"error","msg":"injected"/m, format);
+  }
 });
