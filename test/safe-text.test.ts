@@ -56,6 +56,11 @@ test("hideValues replaces each given value whole, the longest first", () => {
     "x http://h y",
   );
   assert.equal(hideValues("nothing given", []), "nothing given");
+  // A value that is no URL is replaced only where it stands quoted, never inside the words.
+  assert.equal(
+    hideValues("argument 'h' is invalid. It must be an http URL", ["h"]),
+    `argument '${NOT_SHOWN}' is invalid. It must be an http URL`,
+  );
 });
 
 test("a refused URL's secrets reach no output: the human line, the JSON line and the --json report", async () => {

@@ -19,16 +19,20 @@ export function shownUrl(value: string): string | undefined {
 export const NOT_SHOWN = "(value not shown)";
 
 /**
- * `text` with every occurrence of each of `values` (as a command line gave them) replaced by its
- * origin, or by NOT_SHOWN when it has none. The longest first, so that a value that holds another
- * is replaced whole.
+ * `text` with each of `values` (as a command line gave them) replaced by its origin, or by
+ * NOT_SHOWN when it has none: wherever it occurs when it holds `://` (a URL is not a word of the
+ * message), else only where it stands quoted, as commander quotes a refused value (a short value
+ * such as `h` must not eat the message's own letters). The longest first, so that a value that
+ * holds another is replaced whole.
  */
 export function hideValues(text: string, values: Iterable<string>): string {
   const sorted = [...new Set(values)].filter((v) => v !== "").sort((a, b) => b.length - a.length);
   let shown = text;
   for (const value of sorted) {
-    const origin = shownUrl(value);
-    shown = shown.replaceAll(value, origin ?? NOT_SHOWN);
+    const origin = shownUrl(value) ?? NOT_SHOWN;
+    shown = value.includes("://")
+      ? shown.replaceAll(value, origin)
+      : shown.replaceAll(`'${value}'`, `'${origin}'`);
   }
   return shown;
 }
