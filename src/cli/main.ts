@@ -94,6 +94,8 @@ async function run(argv: string[], io: ProcessIo): Promise<ExitCode> {
     if (!(error instanceof CommanderError)) throw error;
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
     if (shown) return EXIT.ok;
+    // `ml-scheduler help`: commander printed the help, and says nothing more worth a line.
+    if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     await newRunId();
     const { hideValues, escapeLine } = await import("../reporters/safe-text.ts");
     // One line ("Did you mean ...?" comes on a second), the refused URL shown as its origin only.
