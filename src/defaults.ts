@@ -23,6 +23,11 @@ export const DEFAULTS = {
   lockRefreshMs: 5_000,
   /** A lock (or takeover guard) not refreshed for this long is stale and is taken over. */
   lockStaleMs: 30_000,
+  /**
+   * With --deadline, the process ends by deadline + grace + this: what the notifiers, the report
+   * and the drain of stdout and stderr are given after the grace.
+   */
+  exitMarginSeconds: 1.5,
   /** Each attempt of a Pushgateway push; one retry, so a stalled gateway costs the run ~7 s. */
   pushTimeoutMs: 3_000,
 } as const;
@@ -32,9 +37,16 @@ export const LIMITS = {
   concurrency: 1_024,
   /** `--max-rps`: a cap above this is no cap a service would notice. */
   maxRps: 10_000,
+  /** `--max-rps`: one request every 1,000 s at the slowest; slower is a mistake, not a cap. */
+  minRps: 0.001,
+  /** `--retries`: the backoff of the 22nd retry would pass Node's timer limit; 10 is plenty. */
+  retries: 10,
   /** Node's timers hold at most 2^31-1 ms; a longer one fires after 1 ms instead. */
   timerMs: 2 ** 31 - 1,
-  /** The longest duration in seconds whose timer still fits (about 24.8 days). */
+  /**
+   * The longest duration in seconds whose timer still fits (about 24.8 days); also the most that
+   * `--deadline` + `--grace` + DEFAULTS.exitMarginSeconds may add up to (the notifiers' timers).
+   */
   timerSeconds: 2_147_483,
   /** A `*_FILE` secret holds one value. */
   secretFileBytes: 64 * 1024,

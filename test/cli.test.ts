@@ -156,6 +156,11 @@ test("usage errors exit 2 with one line", async () => {
     assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
     assert.match(res.stderr, /^ml-scheduler: .*\(see --help\)$/m);
   }
+  // The help command is no usage error: the help, exit 0, nothing on stderr.
+  const help = await run(["help"], { env: {} });
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: ml-scheduler /);
+  assert.equal(help.stderr, "");
 });
 
 test("a usage error with --json still prints one JSON document", async () => {

@@ -6,6 +6,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readEnvFile, workingDirectory } from "../src/config/env-file.ts";
+import { OPTIONS } from "../src/config/options.ts";
+import { RULES } from "../src/config/rules.ts";
+import { LIMITS } from "../src/defaults.ts";
+import { UsageError } from "../src/errors.ts";
 import { ConfigError, DEFAULTS, resolveConfig } from "../src/index.ts";
 import { tempDir } from "./helpers/temp.ts";
 
@@ -141,4 +145,53 @@ test("a secret set but unusable is one line, without a misleading 'required' lin
     resolveConfig({ flags: {}, env: { ...urls, BACKEND_TOKEN_FILE: "/dev/null/x" }, cwd: d }),
   );
   assert.deepEqual(lines, ["BACKEND_TOKEN_FILE: cannot read the file it names (ENOTDIR)."]);
+});
+
+test("bounds that add up: --deadline + --grace + the exit margin fit a timer; --max-rps and --retries have limits", (t) => {
+  const cwd = tempDir(t, "config");
+  const env = { ...urls, BACKEND_TOKEN: "t" };
+  const margin = DEFAULTS.exitMarginSeconds;
+  // The largest sum that fits is taken; one past it is refused, as a usage error from flags.
+  const fits = resolveConfig({ flags: { deadline: LIMITS.timerSeconds - 10 - margin }, env, cwd });
+  assert.equal(fits.graceSeconds, 10);
+  assert.throws(
+    () => resolveConfig({ flags: { deadline: LIMITS.timerSeconds - 10, grace: 10 }, env, cwd }),
+    (error: unknown) =>
+      error instanceof UsageError &&
+      error.exitCode === 2 &&
+      /^--deadline 2147473s \+ --grace 10s \+ 1\.5s to exit is more than 2147483s/.test(
+        error.message,
+      ) &&
+      !error.message.includes("\n"),
+  );
+  // From the environment, it is a configuration error naming the variables.
+  assert.deepEqual(
+    problems(() =>
+      resolveConfig({ flags: {}, env: { ...env, DEADLINE: "2147000", GRACE: "1000" }, cwd }),
+    ),
+    [
+      "DEADLINE 2147000s + GRACE 1000s + 1.5s to exit is more than 2147483s (24.8 days, the longest timer): shorten one of them.",
+    ],
+  );
+  assert.match(
+    problems(() =>
+      resolveConfig({ flags: { grace: 5 }, env: { ...env, DEADLINE: "2147480" }, cwd }),
+    ).join(),
+    /^DEADLINE 2147480s \+ --grace 5s/,
+  );
+  for (const value of ["0.0009", "0.0000000001", "0.000999"]) {
+    assert.equal(RULES.requestsPerSecond.safeParse(value).success, false, value);
+  }
+  assert.equal(RULES.requestsPerSecond.parse("0.001"), 0.001);
+  assert.equal(RULES.retries.parse("10"), 10);
+  assert.equal(RULES.retries.parse("0"), 0);
+  for (const value of ["11", "22", "-1", "1.5"]) {
+    assert.equal(RULES.retries.safeParse(value).success, false, value);
+  }
+  const help = Object.values(OPTIONS)
+    .map((o) => o.description)
+    .join("\n");
+  assert.match(help, /retries of a request .*at most 10/);
+  assert.match(help, /from 0\.001 to 10000, fractions allowed/);
+  assert.match(help, /with --grace at most 2147481\.5s/);
 });

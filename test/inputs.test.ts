@@ -41,13 +41,18 @@ test("durations past Node's timer limit are a usage error, the largest that fits
       String(args[0]),
     );
   }
+  // Each fits alone, but with the exit margin the deadline's bound would not: one line, exit 2.
+  const sum = await run(["--json", "--deadline", "2147483", "--grace", "1"], { env });
+  assertRefused(
+    sum,
+    2,
+    /--deadline 2147483s \+ --grace 1s \+ 1\.5s to exit is more than 2147483s/,
+    "sum",
+  );
   assert.equal(backend.requests.length, 0, "a usage error sends nothing");
 
   const res = await run(
-    [
-      "--json",
-      ...["--deadline", "2147483", "--grace", "2147483", "--request-timeout", "2147483647"],
-    ],
+    ["--json", ...["--deadline", "2147471.5", "--grace", "10", "--request-timeout", "2147483647"]],
     { env },
   );
   assert.equal(res.code, 0, res.stderr);

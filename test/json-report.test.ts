@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildReport, type PatientResult } from "../src/core/report.ts";
 import { formatJson, jsonPieces } from "../src/output/report.ts";
+import { safeJson } from "../src/output/safe-text.ts";
 
 test("the JSON report's pieces add up to the one document, whatever the number of patients", () => {
   const result = (pid: number): PatientResult => ({
@@ -29,8 +30,10 @@ test("the JSON report's pieces add up to the one document, whatever the number o
       patients: Array.from({ length: count }, (_, i) => result(i + 1)),
     });
     const pieces = [...jsonPieces(report)];
-    assert.equal(pieces.join(""), `${JSON.stringify(report)}\n`, `${count} patients`);
-    assert.equal(formatJson(report), `${JSON.stringify(report)}\n`);
+    // JSON.stringify's text, with U+2028 escaped (safe-text.ts): the same document once parsed.
+    assert.equal(pieces.join(""), `${safeJson(report)}\n`, `${count} patients`);
+    assert.equal(formatJson(report), `${safeJson(report)}\n`);
+    assert.deepEqual(JSON.parse(formatJson(report)), JSON.parse(JSON.stringify(report)));
     if (count === 5_000) assert.ok(pieces.length > 3, "written in several pieces");
     for (const piece of pieces.slice(0, -1)) assert.ok(piece.length < 70 * 1024);
   }

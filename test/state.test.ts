@@ -15,6 +15,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { z } from "zod";
 import { nextOffset, runSweep } from "../src/core/sweep.ts";
 import { offsetStore, openStateDir, tokenCache } from "../src/host/state.ts";
 import { parseReport, type RunResult, run } from "./helpers/exec.ts";
@@ -386,4 +387,31 @@ test("the state files: whose token it is, garbled or oversized or linked files, 
   assert.equal(tokenCache(state, server, "bob").read(), undefined);
   assert.match(warnings.at(-1) ?? "", /is a symbolic link: ignored/);
   for (const w of warnings) assert.ok(!w.includes(secret) && !w.includes("token.1"), w);
+});
+
+test("a state directory writable by others is used with one warning; group-writable is fine", (t) => {
+  const dir = tempDir(t, "state");
+  const warnings: string[] = [];
+  for (const [name, bits] of [
+    ["own", 0o700],
+    ["group", 0o770],
+    ["others", 0o777],
+    ["sticky", 0o1777],
+  ] as const) {
+    const path = join(dir, name);
+    mkdirSync(path);
+    chmodSync(path, bits);
+    const said: string[] = [];
+    const state = openStateDir(path, (m) => said.push(m));
+    assert.ok(state, `${name}: used`);
+    assert.ok(state.write("x.json", { version: 1 }), `${name}: written`);
+    assert.deepEqual(state.read("x.json", z.object({ version: z.literal(1) })), { version: 1 });
+    warnings.push(...said.map((m) => `${name}: ${m}`));
+  }
+  assert.equal(warnings.length, 2, warnings.join("\n"));
+  assert.match(
+    warnings[0] as string,
+    /^others: --state-dir .* is writable by others \(mode 0777\)/,
+  );
+  assert.match(warnings[1] as string, /^sticky: .*\(mode 1777\)/);
 });

@@ -9,6 +9,7 @@ import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
 import type { Output } from "../output/human.ts";
 import { formatJson } from "../output/report.ts";
+import { escapeLine } from "../output/safe-text.ts";
 import type { CliFlags } from "./program.ts";
 
 export interface ProcessIo {
@@ -86,7 +87,11 @@ export function processIo(): ProcessIo {
         const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
         const stack = error instanceof Error && io.verbose ? (error.stack ?? null) : null;
         if (io.out) io.out.error(message, { code: "internal", ...(stack && { stack }) });
-        else await put(process.stderr, `ml-scheduler: ${message}${stack ? `\n${stack}` : ""}\n`);
+        else
+          await put(
+            process.stderr,
+            `ml-scheduler: ${escapeLine(message)}${stack ? `\n${stack}` : ""}\n`,
+          );
         if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
       } catch {
         // Reporting a bug hit the bug again: the exit code still says what happened.
@@ -95,7 +100,7 @@ export function processIo(): ProcessIo {
     },
     warn(message) {
       if (io.out) io.out.warn(message);
-      else void put(process.stderr, `[warn] ${message}\n`);
+      else void put(process.stderr, `[warn] ${escapeLine(message)}\n`);
     },
     async exit(code) {
       const drained = Promise.all([put(process.stdout, ""), put(process.stderr, "")]);

@@ -5,15 +5,17 @@
  */
 import { CommanderError } from "commander";
 import { readEnvFile, workingDirectory } from "../config/env-file.ts";
-import type { Options } from "../config/options.ts";
+import { OPTION_LIST, type Options } from "../config/options.ts";
+import { RULES } from "../config/rules.ts";
 import {
   type ConfigInput,
   type RunSettings,
   resolveOptionsOnly,
   resolveRun,
 } from "../config/settings.ts";
+import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
-import { writeFileAtomic } from "../host/atomic-write.ts";
+import { NOT_REGULAR_HINT, NotRegularFile, writeFileAtomic } from "../host/atomic-write.ts";
 import { acquireLock, type Lock } from "../host/lock.ts";
 import { metricsFileNotifier } from "../notify/metrics-file.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "../notify/notifier.ts";
@@ -21,6 +23,7 @@ import { pingNotifier } from "../notify/ping.ts";
 import { pushgatewayNotifier } from "../notify/pushgateway.ts";
 import { createOutput, type Output } from "../output/human.ts";
 import { createJsonLog } from "../output/json-log.ts";
+import { escapeLine, hideValues } from "../output/safe-text.ts";
 import { checkCommand } from "./commands/check.ts";
 import { sweepCommand } from "./commands/sweep.ts";
 import { type ProcessIo, processIo } from "./io.ts";
@@ -117,12 +120,13 @@ async function run(argv: string[], io: ProcessIo, bugs: BugTrap): Promise<ExitCo
   };
   io.verbose = flags.verbose === true;
   if (flags.json === true) io.jsonFlags = flags;
-  const stop = new AbortController();
-  const prepared = prepare(flags, io, facts, command, stop);
-  if ("error" in prepared) return endEarly(prepared, flags, io, facts);
+  // Wired before the settings, the lock and the notifiers, and kept until the process exits: a
+  // signal at any point is heard, and one after the report cannot change its exit code.
+  const stops = new Stops(io);
+  const prepared = prepare(flags, io, facts, command, stops);
+  if ("error" in prepared) return endEarly(prepared, flags, io, facts, stops);
   const { out, notifiers } = prepared;
-  const abort = new AbortController();
-  const unwire = wireSignals(stop, abort, out, prepared.settings.config.graceSeconds);
+  const { stop, abort } = stops;
   const bugged = bugs.trap(abort);
   try {
     await Promise.all(notifiers.map((n) => n.start?.(facts).catch(() => {})));
@@ -139,17 +143,17 @@ async function run(argv: string[], io: ProcessIo, bugs: BugTrap): Promise<ExitCo
       }),
       bugged,
     ]);
+    stops.reported = result.exitCode;
     const exitCode = await printResult(result, flags, out, io);
-    return await notify(notifiers, facts, exitCode, result);
+    return await notify(notifiers, facts, exitCode, result, stops);
   } catch (error) {
     // A bug (exit 70): said once, and the metrics and the ping still hear how the run ended.
     const code = await io.internal(error);
     const bug = earlyResult(new SchedulerError("internal", "Internal error."));
-    return await notify(notifiers, facts, code, bug);
+    return await notify(notifiers, facts, code, bug, stops);
   } finally {
     bugs.release();
     prepared.lock?.release();
-    unwire();
   }
 }
 
@@ -165,17 +169,26 @@ async function parse(argv: string[], io: ProcessIo): Promise<Invocation | ExitCo
   const program = buildProgram((asked) => {
     invocation = asked;
   });
-  // The JSON logger says usage errors below; commander's own line would not be JSON.
-  if (io.out)
-    for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
+  // Usage errors are said below, in the run's log format: commander's own line would not be
+  // JSON, and it echoes a refused value (a URL's password, a ping URL's secret path).
+  for (const c of [program, ...program.commands]) c.configureOutput({ outputError: () => {} });
   try {
     program.parse(argv);
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
     const shown = error.code === "commander.helpDisplayed" || error.code === "commander.version";
     if (shown) return EXIT.ok;
-    io.out?.error(error.message.replace(/^error: /, ""), { code: "usage" });
-    if (argv.includes("--json")) await io.early(EXIT.usage, "usage", error.message);
+    // `ml-scheduler help`: commander printed the help, and says nothing more worth a line.
+    if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    // One line ("Did you mean ...?" comes on a second), the refused URL shown as its origin only.
+    const line = error.message
+      .replace(/^error: /, "")
+      .trim()
+      .replace(/\s*\n\s*/g, " ");
+    const message = hideValues(line, urlsGiven(argv));
+    if (io.out) io.out.error(message, { code: "usage" });
+    else process.stderr.write(`ml-scheduler: ${escapeLine(message)} (see --help)\n`);
+    if (argv.includes("--json")) await io.early(EXIT.usage, "usage", message);
     return EXIT.usage;
   }
   // Without an invocation, commander printed help for a bare subcommand.
@@ -188,22 +201,24 @@ function prepare(
   io: ProcessIo,
   facts: RunFacts,
   command: CommandSpec,
-  stop: AbortController,
+  stops: Stops,
 ): Prepared | Unprepared {
   let out: Output | undefined;
   let notifiers: Notifier[] | undefined;
   try {
     const settings = resolveRun(configInput(flags));
     out = openOutput(io, flags, settings.options);
-    notifiers = createNotifiers(settings.options, out.warn);
+    notifiers = createNotifiers(settings.options, out.warn, stops.hush.signal);
     const { deadlineSeconds, graceSeconds } = settings.config;
+    stops.grace = graceSeconds;
     if (deadlineSeconds !== undefined) {
-      facts.endBy = facts.startedAt.getTime() + (deadlineSeconds + graceSeconds + 1.5) * 1000;
+      const seconds = deadlineSeconds + graceSeconds + DEFAULTS.exitMarginSeconds;
+      facts.endBy = facts.startedAt.getTime() + seconds * 1000;
     }
     // Another run took the lock over: no new patient starts, in-flight ones finish, exit 7.
     const lock =
       flags.lock !== undefined && command.locks
-        ? acquireLock(flags.lock, { onLost: (error) => stop.abort(error) })
+        ? acquireLock(flags.lock, { onLost: (error) => stops.stop.abort(error) })
         : undefined;
     return { settings, out, notifiers, lock };
   } catch (error) {
@@ -212,7 +227,8 @@ function prepare(
     // The settings could not be read: the options alone may be, for the logger and notifiers.
     const options = optionsOnly(flags);
     const said = openOutput(io, flags, options);
-    return { error, notifiers: options ? createNotifiers(options, said.warn) : [] };
+    const built = options ? createNotifiers(options, said.warn, stops.hush.signal) : [];
+    return { error, notifiers: built };
   }
 }
 
@@ -241,6 +257,7 @@ async function endEarly(
   flags: CliFlags,
   io: ProcessIo,
   facts: RunFacts,
+  stops: Stops,
 ): Promise<ExitCode> {
   const said = io.out as Output;
   // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
@@ -249,34 +266,59 @@ async function endEarly(
   if (flags.json === true) await io.write(early);
   // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
   await fileReport(flags.reportFile, () => [early], said);
-  return notify(notifiers, facts, error.exitCode, earlyResult(error));
+  return notify(notifiers, facts, error.exitCode, earlyResult(error), stops);
 }
 
 /**
- * The first signal stops new work (in-flight patients get the grace); the second aborts what is
- * in flight. Answers the function that unwires them.
+ * How a run stops on a signal. The first stops what has something to finish gracefully (in-flight
+ * patients get the grace; before the first patient, nothing waits); the second aborts everything,
+ * the notifiers' requests included. After the report, its exit code stands.
  */
-function wireSignals(
-  stop: AbortController,
-  abort: AbortController,
-  out: Output,
-  grace: number,
-): () => void {
-  const onSignal = (name: NodeJS.Signals) => {
+class Stops {
+  /** Aborted when no new work may start (a signal, the lock taken over). */
+  readonly stop = new AbortController();
+  /** Aborted when in-flight requests must stop now (a second signal, a bug). */
+  readonly abort = new AbortController();
+  /** Aborted by a second signal: the notifiers' requests stop too. */
+  readonly hush = new AbortController();
+  /** The exit code once the report is written: it stands, whatever signal comes after. */
+  reported: ExitCode | undefined;
+  grace: number = DEFAULTS.graceSeconds;
+  readonly #io: ProcessIo;
+
+  constructor(io: ProcessIo) {
+    this.#io = io;
+    for (const name of Object.keys(SIGNAL_CODES) as NodeJS.Signals[])
+      process.on(name, (signal: NodeJS.Signals) => this.#heard(signal));
+  }
+
+  #heard(name: NodeJS.Signals): void {
     const code = SIGNAL_CODES[name] ?? "sigterm";
-    if (stop.signal.aborted) {
-      out.warn(`${name} again: aborting in-flight requests now.`, { code });
-      abort.abort(stop.signal.reason);
+    const { reported } = this;
+    if (!this.stop.signal.aborted) {
+      const message =
+        reported === undefined
+          ? `${name}: no new patient starts; in-flight patients get ${this.grace}s to finish.`
+          : `${name}: the report is written and its exit code ${reported} stands; the notifiers finish their requests (${name} again aborts them).`;
+      this.stop.abort(new SchedulerError(code, message));
+      if (reported !== undefined) this.#warn(message, code);
       return;
     }
-    const message = `${name}: no new patient starts; in-flight patients get ${grace}s to finish.`;
-    stop.abort(new SchedulerError(code, message));
-  };
-  const signals = Object.keys(SIGNAL_CODES) as NodeJS.Signals[];
-  for (const name of signals) process.on(name, onSignal);
-  return () => {
-    for (const name of signals) process.off(name, onSignal);
-  };
+    if (this.hush.signal.aborted) return;
+    this.#warn(
+      reported === undefined
+        ? `${name} again: aborting in-flight requests and the notifiers now.`
+        : `${name} again: aborting the notifiers now; the exit code ${reported} stands.`,
+      code,
+    );
+    this.abort.abort(this.stop.signal.reason);
+    this.hush.abort(this.stop.signal.reason);
+  }
+
+  #warn(message: string, code: ExitName): void {
+    if (this.#io.out) this.#io.out.warn(message, { code });
+    else this.#io.warn(message);
+  }
 }
 
 /** The result said and printed (stdout, --report-file): the run's exit code, 74 if unwritten. */
@@ -306,7 +348,9 @@ async function notify(
   facts: RunFacts,
   exitCode: ExitCode,
   result: CommandResult,
+  stops: Stops,
 ): Promise<ExitCode> {
+  stops.reported = exitCode;
   const end = {
     ...facts,
     finishedAt: new Date(),
@@ -347,16 +391,22 @@ async function fileReport(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
     out.error(
-      `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
+      error instanceof NotRegularFile
+        ? `The report was not written to --report-file ${path}: ${NOT_REGULAR_HINT}.`
+        : `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
     );
     return false;
   }
 }
 
 /** Builds the notifiers whose options are set. */
-function createNotifiers(options: Options, warn: (message: string) => void): Notifier[] {
+function createNotifiers(
+  options: Options,
+  warn: (message: string) => void,
+  signal: AbortSignal,
+): Notifier[] {
   const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
-  return wanted.flatMap(([, factory]) => factory({ options, warn }) ?? []);
+  return wanted.flatMap(([, factory]) => factory({ options, warn, signal }) ?? []);
 }
 
 /** A run that ended before its command started (exit 3 or 7), for the notifiers. */
@@ -381,6 +431,27 @@ function flagValue(argv: readonly string[], flag: string): string | undefined {
     else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
   });
   return value;
+}
+
+/**
+ * The values on the command line that may be URLs: those of a flag that takes one, and any that
+ * looks like one (`--pushgatway=http://...` misspelled is echoed as an unknown option).
+ */
+function urlsGiven(argv: readonly string[]): string[] {
+  const urlRules: unknown[] = [RULES.httpUrl, RULES.pingUrl];
+  const urlFlags = new Set(
+    OPTION_LIST.filter(([, o]) => urlRules.includes(o.rule)).map(([, o]) => o.flags.split(" ")[0]),
+  );
+  const values: string[] = [];
+  argv.slice(2).forEach((arg, i, args) => {
+    const eq = arg.indexOf("=");
+    const [flag, value] = eq === -1 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
+    if (eq === -1 && arg.includes("://")) values.push(arg);
+    if (value !== undefined && (urlFlags.has(flag) || value.includes("://"))) values.push(value);
+    const next = args[i + 1];
+    if (value === undefined && urlFlags.has(flag) && next !== undefined) values.push(next);
+  });
+  return values;
 }
 
 /** The signals a run stops gracefully on, and the error code each ends it with. */

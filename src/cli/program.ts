@@ -84,17 +84,8 @@ export function buildProgram(onCommand: (invocation: Invocation) => void): Comma
     .version(version(), "--version")
     .helpOption("-h, --help")
     .allowExcessArguments(false)
-    .exitOverride()
-    .configureOutput({
-      // Commander echoes a refused value: a URL's user:password part must not reach the logs.
-      outputError: (message, write) =>
-        write(
-          `ml-scheduler: ${message
-            .replace(/^error: /, "")
-            .replace(/(\/\/)[^/\s@']*@/g, "$1***@")
-            .trim()} (see --help)\n`,
-        ),
-    });
+    // Errors throw a CommanderError; main.ts says them (commander's own line echoes the value).
+    .exitOverride();
   for (const [, spec] of OPTION_LIST) program.addOption(toOption(spec));
   const table = EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`).join("\n");
   const commands: Array<[CommandName, string]> = [

@@ -119,10 +119,9 @@ export const OPTIONS = {
   },
   retries: {
     flags: "--retries <n>",
-    description:
-      "retries of a request after a network error, timeout, 408, 429 or 5xx; of the login only if it cannot have started",
+    description: `retries of a request after a network error, timeout, 408, 429 or 5xx, at most ${LIMITS.retries}; of the login only if it cannot have started`,
     scope: "global",
-    rule: RULES.nonNegative,
+    rule: RULES.retries,
     default: DEFAULTS.retries,
   },
   maxListMib: {
@@ -135,8 +134,7 @@ export const OPTIONS = {
   },
   maxRps: {
     flags: "--max-rps <n>",
-    description:
-      "at most n requests per second to each service, logins, probes and retries included; fractions allowed",
+    description: `at most n requests per second to each service, logins, probes and retries included; from ${LIMITS.minRps} to ${LIMITS.maxRps}, fractions allowed`,
     scope: "global",
     env: "MAX_RPS",
     rule: RULES.requestsPerSecond,
@@ -156,8 +154,7 @@ export const OPTIONS = {
   },
   deadline: {
     flags: "--deadline <duration>",
-    description:
-      "start nothing after this long (a bare number is seconds; or 500ms, 10s, 4m); in-flight work gets --grace, then is aborted",
+    description: `start nothing after this long (a bare number is seconds; or 500ms, 10s, 4m); in-flight work gets --grace, then is aborted; with --grace at most ${LIMITS.timerSeconds - DEFAULTS.exitMarginSeconds}s`,
     scope: "sweep",
     env: "DEADLINE",
     rule: RULES.seconds,

@@ -96,9 +96,12 @@ export const RULES = {
     }),
   requestsPerSecond: z
     .string()
-    .refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0 && Number(v) <= LIMITS.maxRps, {
-      error: `must be a number of requests per second greater than 0 (fractions allowed), at most ${LIMITS.maxRps}`,
-    })
+    .refine(
+      (v) => /^\d+(\.\d+)?$/.test(v) && Number(v) >= LIMITS.minRps && Number(v) <= LIMITS.maxRps,
+      {
+        error: `must be a number of requests per second from ${LIMITS.minRps} to ${LIMITS.maxRps} (fractions allowed)`,
+      },
+    )
     .transform(Number),
   milliseconds: duration(
     "ms",
@@ -106,7 +109,7 @@ export const RULES = {
     `must be a duration of whole milliseconds greater than 0, at most ${LIMITS.timerMs}ms (24.8 days); ${units("milliseconds")}`,
   ),
   positive: wholeNumber(1, Number.MAX_SAFE_INTEGER, "must be a positive integer"),
-  nonNegative: wholeNumber(0, Number.MAX_SAFE_INTEGER, "must be a whole number, 0 or more"),
+  retries: wholeNumber(0, LIMITS.retries, `must be a whole number from 0 to ${LIMITS.retries}`),
   seconds: duration(
     "s",
     LIMITS.timerSeconds,
@@ -138,6 +141,22 @@ export const RULES = {
   logFormat: z.enum(["human", "json"], { error: "must be human or json" }),
   pingUrl: PING_URL_RULE,
 } as const satisfies Record<string, z.ZodType<unknown, string>>;
+
+/**
+ * Why `--deadline` and `--grace` cannot be used together, else undefined: with the exit margin
+ * they bound the notifiers' timers, which fire after 1 ms past Node's limit. `names` says where
+ * each came from (`--deadline` or `DEADLINE`).
+ */
+export function deadlineBoundProblem(
+  deadlineSeconds: number | undefined,
+  graceSeconds: number,
+  names: { deadline: string; grace: string },
+): string | undefined {
+  if (deadlineSeconds === undefined) return undefined;
+  const total = deadlineSeconds + graceSeconds + DEFAULTS.exitMarginSeconds;
+  if (total <= LIMITS.timerSeconds) return undefined;
+  return `${names.deadline} ${deadlineSeconds}s + ${names.grace} ${graceSeconds}s + ${DEFAULTS.exitMarginSeconds}s to exit is more than ${LIMITS.timerSeconds}s (24.8 days, the longest timer): shorten one of them.`;
+}
 
 /** A rule: a value's text in, its setting out. */
 export type Rule = z.ZodType<unknown, string>;

@@ -8,11 +8,11 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import type { SweepConfig } from "../core/sweep.ts";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 import { type FileProblem, readBounded } from "../host/read-file.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTION_LIST, type Options } from "./options.ts";
-import { applyRule, mostInFlight } from "./rules.ts";
+import { applyRule, deadlineBoundProblem, mostInFlight } from "./rules.ts";
 
 export { DEFAULTS };
 
@@ -86,6 +86,15 @@ export function resolveRun(input: ConfigInput): RunSettings {
   const options = resolveOptions(flags, lookup, problems);
   resolveShard(flags, options, lookup, problems);
   const credentials = resolveCredentials(lookup, cwd, problems);
+  const bound = deadlineBoundProblem(options.deadline, options.grace, {
+    deadline: flags.deadline === undefined ? "DEADLINE" : "--deadline",
+    grace:
+      flags.grace === undefined ? (lookup("GRACE") ? "GRACE" : "the default --grace") : "--grace",
+  });
+  // Both from the command line: a usage error, as a flag's own rule would be; else exit 3.
+  const fromFlags = flags.deadline !== undefined && (flags.grace !== undefined || !lookup("GRACE"));
+  if (bound && fromFlags) throw new UsageError(bound);
+  if (bound) problems.push(bound);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const data = servers.data as z.infer<typeof ServersSchema>;
   const o = options;

@@ -21,8 +21,13 @@ export interface StopsOptions {
   stop?: AbortSignal | undefined;
   /** Whether patients (or the steps before them) still wait to start. */
   waiting: () => boolean;
-  /** Whether any patient or request is in flight. */
+  /** Whether any patient is in flight: only those get the grace. */
   busy: () => boolean;
+  /**
+   * Whether the steps before the first patient (login, the ML check, the list) still run: they
+   * have nothing to finish, so a graceful halt then aborts them at once.
+   */
+  preparing: () => boolean;
   /** A stop that matters, said once, when it happens. */
   onStop: (reason: SchedulerError) => void;
 }
@@ -34,7 +39,10 @@ export interface Stops {
   readonly halted: SchedulerError | undefined;
   /** What ended the run early, if anything did: undefined when the halt cost nothing. */
   readonly cause: SchedulerError | undefined;
-  /** No new patient starts, for this reason; in-flight ones finish (within the grace if `grace`). */
+  /**
+   * No new patient starts, for this reason; in-flight ones finish (within the grace if `grace`;
+   * before the first patient, a halt with a grace aborts at once: nothing is there to finish).
+   */
   halt(reason: SchedulerError, grace?: boolean): void;
   /** A patient was kept from starting by the halt. */
   keptWaiting(): void;
@@ -77,6 +85,11 @@ export function createStops(config: StopsConfig, options: StopsOptions): Stops {
         if (reason.code !== "deadline" || options.waiting()) matters();
       }
       if (!grace) return;
+      if (options.preparing()) {
+        matters();
+        stops.abortNow(halted);
+        return;
+      }
       later(config.graceSeconds * 1000, () => {
         if (!options.busy() || abort.signal.aborted) return;
         matters();

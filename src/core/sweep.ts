@@ -95,7 +95,8 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     signal: options.signal,
     stop: options.stop,
     waiting: () => waiting > 0,
-    busy: () => preparing || inFlight > 0,
+    busy: () => inFlight > 0,
+    preparing: () => preparing,
     onStop: (reason) => emit({ type: "stopped", code: reason.code, message: reason.message }),
   });
   const fail = (caught: unknown) => {

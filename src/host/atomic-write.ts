@@ -3,20 +3,49 @@
  * reading the report) sees the old content or the new one, never half of it.
  */
 import { randomBytes } from "node:crypto";
-import { open, rename, unlink } from "node:fs/promises";
+import { lstat, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+
+/**
+ * Thrown when the target is there but is not a regular file: a symlink, a directory, a device, a
+ * FIFO or a socket. The rename would replace it with a regular file (run as root, a device node
+ * such as /dev/full), so nothing is written.
+ */
+export class NotRegularFile extends Error {
+  override name = "NotRegularFile";
+  readonly code = "not_regular";
+  constructor(path: string) {
+    super(`${path} is not a regular file`);
+  }
+}
+
+/** Words for NotRegularFile in a log line: what was found, and what to do. */
+export const NOT_REGULAR_HINT =
+  "it is not a regular file (a symlink, directory, device, FIFO or socket), which is never replaced; point it at a regular file or a new path";
+
+/** Throws NotRegularFile unless `path` is a regular file or nothing (lstat: a symlink counts). */
+async function ensureRegularOrAbsent(path: string): Promise<void> {
+  const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return undefined;
+    throw error;
+  });
+  if (stats !== undefined && !stats.isFile()) throw new NotRegularFile(path);
+}
 
 /**
  * Writes `text` (or its pieces, one after another) to `path` atomically: into a temporary file
  * beside it (same directory, so the rename stays on one file system), flushed to disk, then
  * renamed over the target. The temporary name starts with a dot and ends in `.tmp`, so the
- * textfile collector (which reads `*.prom`) never picks it up. Throws the file system's error
- * (with its `code`); nothing is left behind.
+ * textfile collector (which reads `*.prom`) never picks it up. Acts only on a regular file or on
+ * nothing: anything else at `path` (checked before the temporary file is made and again before
+ * the rename) is NotRegularFile. Throws the file system's error (with its `code`); nothing is
+ * left behind.
  */
 export async function writeFileAtomic(
   path: string,
   text: string | Iterable<string>,
 ): Promise<void> {
+  await ensureRegularOrAbsent(path);
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   let created = false;
   try {
@@ -29,6 +58,7 @@ export async function writeFileAtomic(
     } finally {
       await file.close();
     }
+    await ensureRegularOrAbsent(path);
     await rename(temp, path);
     created = false;
   } finally {

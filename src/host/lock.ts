@@ -21,11 +21,14 @@
  */
 import { randomUUID } from "node:crypto";
 import {
+  type BigIntStats,
   closeSync,
+  constants,
   fstatSync,
+  lstatSync,
   openSync,
   readdirSync,
-  readFileSync,
+  readSync,
   statSync,
   unlinkSync,
   utimesSync,
@@ -79,6 +82,9 @@ export function acquireLock(path: string, options: LockOptions = {}): Lock {
   const host = hostname();
   const nonce = randomUUID();
   try {
+    // Before any open: a FIFO would block it (and no signal handler exists yet), and a device,
+    // socket or symlink is never ours to judge, remove or replace.
+    if (!isRegularOrAbsent(path)) throw notRegular(path);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (create(path, `${process.pid}\n${host}\n${nonce}\n`)) {
         return hold(path, nonce, now, options.onLost);
@@ -131,27 +137,70 @@ function create(path: string, content: string): boolean {
 
 /** Reads the lock through one descriptor, so its identity, age and holder are one file's. */
 function inspect(path: string, now: () => number): Seen | undefined {
+  let read: LockFile | undefined;
+  try {
+    read = readLockFile(path);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    // Unreadable: judged by its age alone.
+    const stat = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    if (stat && !stat.isFile()) throw notRegular(path);
+    return stat && { id: identity(stat), ageMs: now() - Number(stat.mtimeMs), holder: undefined };
+  }
+  if (read === undefined) return undefined;
+  const { stat, text } = read;
+  return { id: identity(stat), ageMs: now() - Number(stat.mtimeMs), holder: parse(text) };
+}
+
+/** A lock file as one descriptor read it. */
+interface LockFile {
+  stat: BigIntStats;
+  text: string;
+}
+
+/** Far more than a lock holds (pid, host, nonce): a larger file is read only this far. */
+const MAX_LOCK_BYTES = 4096;
+
+/**
+ * The lock file, read through a descriptor opened so that it cannot block (O_NONBLOCK: a FIFO
+ * swapped in since the check) nor follow a symlink; undefined when there is none. A ConfigError
+ * when it is not a regular file; the file system's error when it cannot be read.
+ */
+function readLockFile(path: string): LockFile | undefined {
   let fd: number;
   try {
-    fd = openSync(path, "r");
+    const flags = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0);
+    fd = openSync(path, flags);
   } catch (error) {
     if (errno(error) === "ENOENT") return undefined;
-    // Unreadable: judged by its age alone.
-    const stat = statSync(path, { bigint: true, throwIfNoEntry: false });
-    return stat && { id: identity(stat), ageMs: now() - Number(stat.mtimeMs), holder: undefined };
+    if (errno(error) === "ELOOP") throw notRegular(path);
+    throw error;
   }
   try {
     const stat = fstatSync(fd, { bigint: true });
+    if (!stat.isFile()) throw notRegular(path);
+    const buffer = Buffer.alloc(MAX_LOCK_BYTES);
     let text = "";
     try {
-      text = readFileSync(fd, "utf8");
+      text = buffer.toString("utf8", 0, readSync(fd, buffer, 0, MAX_LOCK_BYTES, 0));
     } catch {
-      // Unreadable (a directory, an I/O error): judged by its age alone.
+      // Unreadable (an I/O error): judged by its age alone.
     }
-    return { id: identity(stat), ageMs: now() - Number(stat.mtimeMs), holder: parse(text) };
+    return { stat, text };
   } finally {
     closeSync(fd);
   }
+}
+
+/** Whether `path` is a regular file or nothing (lstat: a symlink is neither). */
+function isRegularOrAbsent(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false })?.isFile() ?? true;
+}
+
+function notRegular(path: string): ConfigError {
+  return new ConfigError(
+    `--lock ${path} is not a regular file (a symlink, directory, device, FIFO or socket), which is never opened or replaced: point --lock at a regular file or a new path.`,
+  );
 }
 
 /** Why the lock is not ours to take, as the exit-7 message; undefined when it is stale. */
@@ -206,9 +255,10 @@ function hold(path: string, nonce: string, now: () => number, onLost: LockOption
   const timer = setInterval(() => {
     let holder: Holder | undefined;
     try {
-      holder = parse(readFileSync(path, "utf8"));
+      // Anything but a regular file (ConfigError) is no longer our lock: lost.
+      holder = parse(readLockFile(path)?.text ?? "");
     } catch (error) {
-      if (errno(error) !== "ENOENT") return; // a passing I/O error: the next tick tries again
+      if (!(error instanceof ConfigError)) return; // a passing I/O error: the next tick tries again
     }
     if (holder?.nonce === nonce) {
       try {
@@ -234,7 +284,7 @@ function hold(path: string, nonce: string, now: () => number, onLost: LockOption
     release() {
       clearInterval(timer);
       try {
-        if (parse(readFileSync(path, "utf8"))?.nonce === nonce) unlinkSync(path);
+        if (parse(readLockFile(path)?.text ?? "")?.nonce === nonce) unlinkSync(path);
       } catch {
         // Gone already: nothing of ours to remove.
       }

@@ -55,6 +55,7 @@ export function openStateDir(path: string, warn: Warn): StateDir | undefined {
     );
     return undefined;
   }
+  warnIfOpenToOthers(path, warn);
   return {
     path,
     read: (name, schema, maxBytes = MAX_BYTES) => {
@@ -212,6 +213,23 @@ export function offsetStore(state: StateDir, server: string): OffsetStore {
       state.write(name, { version: 1, origin, offset } satisfies z.infer<typeof OffsetFile>);
     },
   };
+}
+
+/** The write bit of others: a directory with it lets anyone on the host add or swap files. */
+const WRITABLE_BY_OTHERS = 0o002;
+
+/**
+ * One warning when others (not the owner, not the group) may write in the directory. It is used
+ * still, as each file in it is checked before it is trusted; group-writable is fine (Kubernetes
+ * mounts a volume under `fsGroup` group-writable by design).
+ */
+function warnIfOpenToOthers(path: string, warn: Warn): void {
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (stats === undefined || (stats.mode & WRITABLE_BY_OTHERS) === 0) return;
+  const mode = (stats.mode & 0o7777).toString(8).padStart(4, "0");
+  warn(
+    `--state-dir ${path} is writable by others (mode ${mode}): anyone on this host can add or replace files there. It is used (each file is checked before it is trusted); make it 0700, or 0770 for a shared group.`,
+  );
 }
 
 /** Whether something that is not a directory is in the way (mkdir says only EEXIST). */

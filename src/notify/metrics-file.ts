@@ -4,7 +4,7 @@
  * carries the last success forward from the file it replaces, so an alert on its age works.
  */
 
-import { writeFileAtomic } from "../host/atomic-write.ts";
+import { NOT_REGULAR_HINT, NotRegularFile, writeFileAtomic } from "../host/atomic-write.ts";
 import { readBounded } from "../host/read-file.ts";
 import {
   countRequest,
@@ -39,7 +39,9 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
         warn(
-          `The metrics file ${path} could not be written (${code}): check that its directory exists and is writable. The exit code is unchanged.`,
+          error instanceof NotRegularFile
+            ? `The metrics file ${path} was not written: ${NOT_REGULAR_HINT}. The exit code is unchanged.`
+            : `The metrics file ${path} could not be written (${code}): check that its directory exists and is writable. The exit code is unchanged.`,
         );
       }
     },
@@ -51,6 +53,7 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
  * not a small regular file), which an alert on its age treats as "never".
  */
 function previousLastSuccess(path: string): number {
-  const text = readBounded(path, MAX_PREVIOUS_BYTES);
+  // Not through a symlink: the file is replaced only when it is a regular file itself.
+  const text = readBounded(path, MAX_PREVIOUS_BYTES, { noFollow: true });
   return typeof text === "string" ? (lastSuccessIn(text) ?? 0) : 0;
 }

@@ -46,6 +46,11 @@ export interface Notifier {
 export interface NotifierContext {
   options: Record<string, unknown>;
   warn: (message: string) => void;
+  /**
+   * Aborted when the notifiers must stop now (a second signal): a request in flight is aborted
+   * and none starts. The lifecycle has said so already, so a notifier stays quiet about it.
+   */
+  signal: AbortSignal;
 }
 
 /** Builds a notifier when its options are set, else undefined. */

@@ -5,6 +5,7 @@
  * the deadline's bound.
  */
 import got, { type Got, RequestError, TimeoutError } from "got";
+import { shownUrl } from "../output/safe-text.ts";
 import { sameOriginRedirect } from "../services/http.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "./notifier.ts";
 import {
@@ -26,7 +27,7 @@ const MIN_BUDGET_MS = 100;
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** The ping notifier, when `--ping-url` (or PING_URL) is set. */
-export const pingNotifier: NotifierFactory = ({ options, warn }) => {
+export const pingNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
   const given = options.pingUrl;
   if (typeof given !== "string") return undefined;
   const base = shardPingBase(given, options.shard);
@@ -37,12 +38,14 @@ export const pingNotifier: NotifierFactory = ({ options, warn }) => {
     return undefined;
   }
   const client = createPingClient(base);
-  const origin = new URL(base).origin;
+  const origin = shownUrl(base);
   /** Sends one ping; a failure is one warn line naming the monitor's origin, never its URL. */
   const ping = async (signal: PingSignal, run: RunFacts, budgetMs: number, body?: string) => {
     const what = signal === "start" ? "start ping" : `end ping (exit ${signal})`;
-    const failure = await send(client, pingUrl(base, signal, run.runId), budgetMs, body);
-    if (failure) warn(`The ${what} to ${origin} ${failure}; the run's exit code is unchanged.`);
+    const failure = await send(client, pingUrl(base, signal, run.runId), budgetMs, hush, body);
+    // Stopped by a second signal: the lifecycle has said so.
+    if (failure && !hush.aborted)
+      warn(`The ${what} to ${origin} ${failure}; the run's exit code is unchanged.`);
   };
   let started: Promise<void> | undefined;
   const notifier: Notifier = {
@@ -95,10 +98,14 @@ async function send(
   client: Got,
   url: URL,
   budgetMs: number,
+  hush: AbortSignal,
   body?: string,
 ): Promise<string | undefined> {
+  if (hush.aborted) return "was not sent: stopped by a second signal";
   if (budgetMs < MIN_BUDGET_MS) return "was skipped: the --deadline bound leaves no time for it";
   const controller = new AbortController();
+  const onHush = () => controller.abort();
+  hush.addEventListener("abort", onHush, { once: true });
   let cut: "deadline" | "size" | undefined;
   const timer = Number.isFinite(budgetMs)
     ? setTimeout(() => {
@@ -135,5 +142,6 @@ async function send(
     return `${reason} after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
   } finally {
     clearTimeout(timer);
+    hush.removeEventListener("abort", onHush);
   }
 }

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import got, { RequestError, TimeoutError } from "got";
 import { DEFAULTS } from "../defaults.ts";
+import { shownUrl } from "../output/safe-text.ts";
 import { sameOriginRedirect } from "../services/http.ts";
 import {
   countRequest,
@@ -49,7 +50,7 @@ function groupingPair(name: string, value: string): string {
 }
 
 /** The Pushgateway notifier, when `--pushgateway` (or PUSHGATEWAY_URL) is set. */
-export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
+export const pushgatewayNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
   const base = options.pushgateway;
   if (typeof base !== "string") return undefined;
   // The grouping key adds the label to every pushed sample: the body does not repeat it.
@@ -71,12 +72,13 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
   });
   const failed = (why: string) =>
     warn(
-      `The push to the Pushgateway at ${url.origin} failed (${why}); the exit code is unchanged.`,
+      `The push to the Pushgateway at ${shownUrl(base)} failed (${why}); the exit code is unchanged.`,
     );
   return {
     event: (event) => countRequest(tally, event),
     async finish(end) {
-      if (end.command !== "sweep") return;
+      // Stopped by a second signal, which the lifecycle has said: no push, no more words.
+      if (end.command !== "sweep" || hush.aborted) return;
       const lastSuccess = succeeded(end.exitCode) ? epochSeconds(end.finishedAt) : undefined;
       const left = end.endBy === undefined ? undefined : end.endBy - Date.now() - EXIT_MARGIN_MS;
       if (left !== undefined && left <= 0)
@@ -86,7 +88,7 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
       try {
         const request = client(url, {
           body: formatMetrics(end, tally, lastSuccess),
-          signal: bound === undefined ? cut.signal : AbortSignal.any([bound, cut.signal]),
+          signal: AbortSignal.any([cut.signal, hush, ...(bound === undefined ? [] : [bound])]),
         });
         request.on("downloadProgress", ({ transferred }) => {
           if (transferred > MAX_ANSWER_BYTES) cut.abort();
@@ -96,6 +98,7 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn }) => {
           failed(`HTTP ${response.statusCode}${reason(response.headers, response.body)}`);
         }
       } catch (error) {
+        if (hush.aborted) return;
         failed(
           bound?.aborted
             ? "stopped at the deadline's bound"

@@ -8,6 +8,7 @@ import type { SweepEvent } from "../core/events.ts";
 import type { ConcurrencyCause } from "../core/pacing.ts";
 import type { PatientResult } from "../core/report.ts";
 import type { Service } from "../services/http.ts";
+import { escapeLine } from "./safe-text.ts";
 
 export interface OutputOptions {
   verbose: boolean;
@@ -168,9 +169,11 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
     shown = true;
     drawnAt = Date.now();
   };
-  const say = (level: Level, message: string) => {
+  /** One message, escaped so that it stays one line (a stack, ours, follows on its own lines). */
+  const say = (level: Level, message: string, below?: string) => {
     clear();
-    logger[level](message);
+    const line = escapeLine(message);
+    logger[level](below === undefined ? line : `${line}\n${below}`);
   };
   const announced = new Set<string>();
   const ended = (code: string, message: string) => {
@@ -183,7 +186,7 @@ export function createOutput({ verbose, quiet, stream }: OutputOptions): Output 
     warn: (message) => say("warn", message),
     error: (message, fields) => {
       const stack = fields?.stack;
-      say("error", typeof stack === "string" ? `${message}\n${stack}` : message);
+      say("error", message, typeof stack === "string" ? stack : undefined);
     },
     announced,
     ended,

@@ -5,6 +5,7 @@
  */
 import type { SweepEvent } from "../core/events.ts";
 import { endedLevel, eventLine, type Level, type LogFields, type Output } from "./human.ts";
+import { safeJson } from "./safe-text.ts";
 
 export interface JsonLogOptions {
   verbose: boolean;
@@ -37,7 +38,7 @@ export function createJsonLog({ verbose, quiet, stream, runId, shard }: JsonLogO
       ...fields,
     };
     try {
-      stream.write(`${JSON.stringify(line)}\n`);
+      stream.write(`${safeJson(line)}\n`);
     } catch {
       // stderr is best effort: a reader gone never stops the run.
     }

@@ -3,6 +3,7 @@
  */
 import type { CheckReport, CheckStep } from "../core/check.ts";
 import { OUTCOMES, type Outcome, type PatientResult, type Report } from "../core/report.ts";
+import { escapeLine, safeJson } from "./safe-text.ts";
 
 /** Outcomes worth a line of their own in the human form. */
 const LISTED: ReadonlySet<Outcome> = new Set(["updated", "would_update", "failed", "interrupted"]);
@@ -13,7 +14,7 @@ export function formatHuman(report: Report): string {
   // A run that ended before its first patient (the login, the ML check or the patient list
   // failed; a signal or the deadline came first) has no counts worth leading with.
   if (error && report.patients.length === 0) {
-    return `No patient was swept (${error.code}): ${error.message}\nExit code ${report.exitCode}\n`;
+    return `No patient was swept (${error.code}): ${escapeLine(error.message)}\nExit code ${report.exitCode}\n`;
   }
   const c = report.counts;
   const lines = [
@@ -26,7 +27,7 @@ export function formatHuman(report: Report): string {
     if (!LISTED.has(p.outcome)) continue;
     lines.push(`  ${p.pid === null ? "pid ?" : `pid ${p.pid}`}: ${describe(p)}`);
   }
-  if (error) lines.push(`Error (${error.code}): ${error.message}`);
+  if (error) lines.push(`Error (${error.code}): ${escapeLine(error.message)}`);
   lines.push(`Exit code ${report.exitCode}`);
   return `${lines.join("\n")}\n`;
 }
@@ -34,7 +35,7 @@ export function formatHuman(report: Report): string {
 function describe(p: PatientResult): string {
   if (p.outcome === "updated") return `status ${p.from} -> ${p.to}`;
   if (p.outcome === "would_update") return `status ${p.from} -> ${p.to} (not written: dry run)`;
-  return `${p.outcome} at ${p.stage}: ${p.reason}${p.detail ? ` (${p.detail})` : ""}`;
+  return `${p.outcome} at ${p.stage}: ${p.reason}${p.detail ? ` (${escapeLine(p.detail)})` : ""}`;
 }
 
 /** The JSON form: one line, `patients` last (as buildReport orders the keys). */
@@ -52,9 +53,10 @@ const PIECE_CHARS = 64 * 1024;
 export function* jsonPieces(report: Report): Generator<string> {
   const { patients, ...rest } = report;
   // The empty array and the closing brace end the head: the entries go between.
-  let piece = JSON.stringify({ ...rest, patients: [] }).slice(0, -2);
+  // safeJson: a `detail` or `error.message` from a service never splits or reverses the line.
+  let piece = safeJson({ ...rest, patients: [] }).slice(0, -2);
   for (const [i, patient] of patients.entries()) {
-    piece += `${i === 0 ? "" : ","}${JSON.stringify(patient)}`;
+    piece += `${i === 0 ? "" : ","}${safeJson(patient)}`;
     if (piece.length >= PIECE_CHARS) {
       yield piece;
       piece = "";
@@ -69,10 +71,15 @@ const STEP_NAMES: Record<CheckStep["step"], string> = {
   patient_list: "patient list",
 };
 
+/** The check's JSON form: one line. */
+export function formatCheckJson(report: CheckReport): string {
+  return `${safeJson(report)}\n`;
+}
+
 /** The check's human form: one line per step, then the error and the exit code. */
 export function formatCheckHuman(report: CheckReport): string {
   const lines = report.steps.map(
-    (s) => `${STEP_NAMES[s.step]}: ${s.ok ? "ok" : "FAILED"} (${s.detail})`,
+    (s) => `${STEP_NAMES[s.step]}: ${s.ok ? "ok" : "FAILED"} (${escapeLine(s.detail)})`,
   );
   lines.push(`Exit code ${report.exitCode}`);
   return `${lines.join("\n")}\n`;

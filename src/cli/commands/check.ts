@@ -3,7 +3,7 @@
  * exit code a sweep would give; no prediction, no write, no lock.
  */
 import { runCheck } from "../../core/check.ts";
-import { formatCheckHuman } from "../../output/report.ts";
+import { formatCheckHuman, formatCheckJson } from "../../output/report.ts";
 import type { CommandContext, CommandResult } from "../lifecycle.ts";
 
 export async function checkCommand(ctx: CommandContext): Promise<CommandResult> {
@@ -13,7 +13,7 @@ export async function checkCommand(ctx: CommandContext): Promise<CommandResult> 
   return {
     exitCode: report.exitCode,
     error: report.error,
-    json: () => [`${JSON.stringify(report)}\n`],
+    json: () => [formatCheckJson(report)],
     human: () => formatCheckHuman(report),
   };
 }
