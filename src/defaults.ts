@@ -28,8 +28,11 @@ export const DEFAULTS = {
    * and the drain of stdout and stderr are given after the grace.
    */
   exitMarginSeconds: 1.5,
-  /** Each attempt of a Pushgateway push; one retry, so a stalled gateway costs the run ~7 s. */
-  pushTimeoutMs: 3_000,
+  /**
+   * Each attempt of a Pushgateway push or a ping; one retry half a second later, so a stalled
+   * side channel costs the run about 6.5 s.
+   */
+  notifyTimeoutMs: 3_000,
 } as const;
 
 /** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */

@@ -1,7 +1,8 @@
 /**
  * src/ grows in role folders whose imports only run downward:
- * cli -> config -> notify -> output -> host -> core -> services -> errors.ts / defaults.ts
- * (index.ts is the public API and imports nothing from cli/).
+ * cli -> notify -> config -> output -> host -> core -> services -> errors.ts / defaults.ts
+ * (index.ts is the public API and imports nothing from cli/), and no file reaches itself again
+ * through its imports, type-only ones included.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const SRC = fileURLToPath(new URL("../src/", import.meta.url));
-const FLOORS = ["ground", "services", "core", "host", "output", "notify", "config", "cli"] as const;
+const FLOORS = ["ground", "services", "core", "host", "output", "config", "notify", "cli"] as const;
 
 function floorOf(file: string): number {
   const [top] = relative(SRC, file).split("/");
@@ -18,20 +19,50 @@ function floorOf(file: string): number {
   return floor === -1 ? 0 : floor;
 }
 
-test("imports in src/ only run downward: cli -> config -> notify -> output -> host -> core -> services -> errors/defaults", () => {
-  const files = readdirSync(SRC, { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(".ts") && f !== "index.ts")
-    .map((f) => join(SRC, f));
-  assert.ok(files.length > 10);
-  const upward: string[] = [];
-  for (const file of files) {
+/** Each file of src/ (by its path under src/) and the files of src/ it imports. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const name of readdirSync(SRC, { recursive: true, encoding: "utf8" })) {
+    if (!name.endsWith(".ts")) continue;
+    const file = join(SRC, name);
     const text = readFileSync(file, "utf8");
-    for (const [, spec] of text.matchAll(/(?:from|import\()\s*"(\.{1,2}\/[^"]+)"/g)) {
-      const target = resolve(dirname(file), spec as string);
-      if (target === join(SRC, "index.ts") || floorOf(target) > floorOf(file)) {
-        upward.push(`${relative(SRC, file)} -> ${relative(SRC, target)}`);
+    const targets = [...text.matchAll(/(?:from|import\()\s*"(\.{1,2}\/[^"]+)"/g)].map(([, spec]) =>
+      relative(SRC, resolve(dirname(file), spec as string)),
+    );
+    graph.set(name, targets);
+  }
+  return graph;
+}
+
+test("imports in src/ only run downward: cli -> notify -> config -> output -> host -> core -> services -> errors/defaults", () => {
+  const graph = importGraph();
+  assert.ok(graph.size > 10);
+  const upward: string[] = [];
+  for (const [file, targets] of graph) {
+    for (const target of file === "index.ts" ? [] : targets) {
+      if (target === "index.ts" || floorOf(join(SRC, target)) > floorOf(join(SRC, file))) {
+        upward.push(`${file} -> ${target}`);
       }
     }
   }
   assert.deepEqual(upward, []);
+  const fromIndex = (graph.get("index.ts") ?? []).filter((t) => t.startsWith("cli/"));
+  assert.deepEqual(fromIndex, [], "the library imports nothing from cli/");
+});
+
+test("no file of src/ imports itself again through others, type-only imports included", () => {
+  const graph = importGraph();
+  const cycles: string[] = [];
+  const done = new Set<string>();
+  const visit = (file: string, path: string[]) => {
+    if (path.includes(file)) {
+      cycles.push([...path.slice(path.indexOf(file)), file].join(" -> "));
+      return;
+    }
+    if (done.has(file)) return;
+    for (const target of graph.get(file) ?? []) visit(target, [...path, file]);
+    done.add(file);
+  };
+  for (const file of graph.keys()) visit(file, []);
+  assert.deepEqual(cycles, []);
 });

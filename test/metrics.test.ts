@@ -285,7 +285,7 @@ test("a stalled Pushgateway is given up within the deadline's bound; the exit co
   assert.equal(res.code, 0, res.stderr);
   // The first attempt times out at 3 s; the retry would start a second later, past the bound.
   assert.equal(g.pushes.length, 1);
-  assert.match(res.stderr, /Pushgateway .* failed \(stopped at the deadline's bound\)/);
+  assert.match(res.stderr, /Pushgateway .* failed \(stopped at the --deadline bound\)/);
 });
 
 test("--pushgateway takes a plain http(s) URL: credentials, a query or another scheme are refused", async (t) => {

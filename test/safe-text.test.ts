@@ -12,13 +12,7 @@ import { buildReport } from "../src/core/report.ts";
 import { createOutput } from "../src/output/human.ts";
 import { createJsonLog } from "../src/output/json-log.ts";
 import { formatHuman, formatJson } from "../src/output/report.ts";
-import {
-  escapeLine,
-  hideValues,
-  NOT_SHOWN,
-  safeJson,
-  shownUrl,
-} from "../src/output/safe-text.ts";
+import { escapeLine, hideValues, NOT_SHOWN, safeJson, shownUrl } from "../src/output/safe-text.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 

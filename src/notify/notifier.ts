@@ -2,6 +2,7 @@
  * What a notifier is: told of a run's start, its events and its end, besides the report. The
  * lifecycle in cli/main.ts calls these; each notifier in this folder builds one.
  */
+import type { Options } from "../config/options.ts";
 import type { SweepEvent } from "../core/events.ts";
 import type { Report } from "../core/report.ts";
 import type { ExitCode } from "../errors.ts";
@@ -44,7 +45,7 @@ export interface Notifier {
 
 /** What a notifier is built from: every option's value, and where its warnings go. */
 export interface NotifierContext {
-  options: Record<string, unknown>;
+  options: Options;
   warn: (message: string) => void;
   /**
    * Aborted when the notifiers must stop now (a second signal): a request in flight is aborted

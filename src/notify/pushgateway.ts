@@ -4,10 +4,7 @@
  * the Pushgateway keeps the last success it holds (POST replaces only the metric names it sends).
  */
 import type { IncomingHttpHeaders } from "node:http";
-import got, { RequestError, TimeoutError } from "got";
-import { DEFAULTS } from "../defaults.ts";
 import { shownUrl } from "../output/safe-text.ts";
-import { sameOriginRedirect } from "../services/http.ts";
 import {
   countRequest,
   emptyTally,
@@ -17,14 +14,7 @@ import {
   succeeded,
 } from "./metrics.ts";
 import type { NotifierFactory } from "./notifier.ts";
-
-/** Kept back from the run's hard bound (`RunFacts.endBy`) for the process to drain and exit. */
-const EXIT_MARGIN_MS = 250;
-/**
- * A Pushgateway answers an empty body, or one line of error: a longer answer is cut off rather
- * than read (a 92 MiB one would end a run that already succeeded, under a heap cap).
- */
-const MAX_ANSWER_BYTES = 64 * 1024;
+import { sendWithin, sideChannel, timeLeft } from "./send.ts";
 
 /**
  * The push URL: `/metrics/job/ml_scheduler` plus any further grouping labels, under the base's
@@ -52,65 +42,38 @@ function groupingPair(name: string, value: string): string {
 /** The Pushgateway notifier, when `--pushgateway` (or PUSHGATEWAY_URL) is set. */
 export const pushgatewayNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
   const base = options.pushgateway;
-  if (typeof base !== "string") return undefined;
+  if (base === undefined) return undefined;
   // The grouping key adds the label to every pushed sample: the body does not repeat it.
   const url = pushUrl(base, Object.entries(shardLabel(options.shard)));
   const tally = emptyTally();
-  // Its own small instance: the services' long timeouts and retries are not for a side channel.
-  const client = got.extend({
-    method: "POST",
-    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    timeout: { request: DEFAULTS.pushTimeoutMs },
-    retry: { limit: 1, methods: ["POST"] },
-    throwHttpErrors: false,
-    // Bytes as they came: nothing asks for compression, so an encoded answer is not decoded (1.8 KB
-    // of `gzip, gzip` decode to gigabytes), and it is counted against the cap as it arrives.
-    decompress: false,
-    responseType: "buffer",
-    // A 307/308 on the gateway's own origin only; anything else comes back as a failed push.
-    followRedirect: sameOriginRedirect(url.origin),
+  const client = sideChannel(url.origin, {
+    "content-type": "text/plain; version=0.0.4; charset=utf-8",
   });
-  const failed = (why: string) =>
-    warn(
-      `The push to the Pushgateway at ${shownUrl(base)} failed (${why}); the exit code is unchanged.`,
-    );
   return {
     event: (event) => countRequest(tally, event),
     async finish(end) {
-      // Stopped by a second signal, which the lifecycle has said: no push, no more words.
-      if (end.command !== "sweep" || hush.aborted) return;
+      if (end.command !== "sweep") return;
       const lastSuccess = succeeded(end.exitCode) ? epochSeconds(end.finishedAt) : undefined;
-      const left = end.endBy === undefined ? undefined : end.endBy - Date.now() - EXIT_MARGIN_MS;
-      if (left !== undefined && left <= 0)
-        return failed("no time left before the deadline's bound");
-      const bound = left === undefined ? undefined : AbortSignal.timeout(left);
-      const cut = new AbortController();
-      try {
-        const request = client(url, {
-          body: formatMetrics(end, tally, lastSuccess),
-          signal: AbortSignal.any([cut.signal, hush, ...(bound === undefined ? [] : [bound])]),
-        });
-        request.on("downloadProgress", ({ transferred }) => {
-          if (transferred > MAX_ANSWER_BYTES) cut.abort();
-        });
-        const response = await request;
-        if (response.statusCode < 200 || response.statusCode > 299) {
-          failed(`HTTP ${response.statusCode}${reason(response.headers, response.body)}`);
-        }
-      } catch (error) {
-        if (hush.aborted) return;
-        failed(
-          bound?.aborted
-            ? "stopped at the deadline's bound"
-            : cut.signal.aborted
-              ? `its answer was over ${MAX_ANSWER_BYTES} bytes and was not read`
-              : error instanceof TimeoutError
-                ? `no answer within ${DEFAULTS.pushTimeoutMs} ms`
-                : error instanceof RequestError
-                  ? (error.code ?? error.message)
-                  : String(error),
+      const body = formatMetrics(end, tally, lastSuccess);
+      const sent = await sendWithin(
+        client,
+        url,
+        { method: "POST", body },
+        timeLeft(end.endBy),
+        hush,
+      );
+      // Stopped by a second signal, which the lifecycle has said: no more words.
+      if (hush.aborted) return;
+      const failure =
+        "failed" in sent
+          ? sent.failed
+          : sent.status < 200 || sent.status > 299
+            ? `HTTP ${sent.status}${reason(sent.headers, sent.body)}`
+            : undefined;
+      if (failure)
+        warn(
+          `The push to the Pushgateway at ${shownUrl(base)} failed (${failure}); the exit code is unchanged.`,
         );
-      }
     },
   };
 };
