@@ -45,9 +45,8 @@ export function succeeded(exitCode: number): boolean {
 }
 
 /** The `shard` label of a sharded run (its index), for the textfile and the grouping key. */
-export function shardLabel(shard: unknown): Record<string, string> {
-  const index = (shard as { index?: unknown } | undefined)?.index;
-  return typeof index === "number" ? { shard: String(index) } : {};
+export function shardLabel(shard: { index: number } | undefined): Record<string, string> {
+  return shard === undefined ? {} : { shard: String(shard.index) };
 }
 
 /** Epoch seconds of a date, as the exposition's timestamps go. */
