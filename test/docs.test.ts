@@ -358,11 +358,15 @@ test("the README stands on its own: no link outside the repository, its files ex
     assert.ok(!link.startsWith("../"), `${link} leaves the repository`);
     assert.ok(existsSync(new URL(link, root)), `${link} exists`);
   }
-  // The two commands a newcomer starts with stay first.
-  assert.equal(
-    readme.match(/```sh\n([\s\S]*?)```/)?.[1],
-    "npm ci && npm run demo   # a real sweep against the stand-in services\nnpm test                 # typecheck, lint and every test\n",
+  // The two commands a newcomer starts with stay first; then the slow suite, and what CI runs.
+  const commands = readme.match(/```sh\n([\s\S]*?)```/)?.[1]?.split("\n") ?? [];
+  assert.deepEqual(
+    commands.map((line) => line.split("#")[0]?.trim()),
+    ["npm ci && npm run demo", "npm test", "npm run test:slow", ""],
   );
+  assert.match(readme, /CI \(`\.ci\/run`\) runs `npm test && npm run test:slow`/);
+  const ci = read(".ci/run");
+  assert.match(ci, /^suite \w+ npm test\nsuite \w+ npm run test:slow$/m, ".ci/run runs both");
   for (const needed of [
     "npm run stand-ins",
     "npm run report-schema",
