@@ -77,7 +77,7 @@ export function helpText(): string {
 }
 
 /** A working directory without a .env, for settings that must come from `env` alone. */
-const NO_ENV_FILE = fileURLToPath(new URL("../fixtures/", import.meta.url));
+export const NO_ENV_FILE = fileURLToPath(new URL("../fixtures/", import.meta.url));
 
 /** The lines of the ConfigError (exit 3) these settings are refused with. */
 export function configProblems(
