@@ -7,9 +7,10 @@ import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { runSweep } from "../src/index.ts";
 import { configProblems, usageError } from "./helpers/argv.ts";
 import { BIN, parseReport, run } from "./helpers/exec.ts";
-import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
+import { demoPatients, secretsOf, startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
 
@@ -309,13 +310,19 @@ test("a 403 anywhere is exit 4 and never triggers a login", async (t) => {
 
 test("services unavailable before the first patient are exit 5", async (t) => {
   const { backend, ml, env } = await startServices(t);
+  // The bin once: exit 5, the failed step said on stderr, --json's report.
   const closed = { ...env, PATIENT_SERVER: "http://127.0.0.1:9" };
-  const cases: Array<[string, Record<string, string>, () => void, RegExp]> = [
-    ["backend unreachable", closed, () => {}, /Login failed: POST \/api\/login\/: ECONNREFUSED/],
-    ["ML server down", env, () => ml.down(), /ML server check failed/],
+  const res = await run(["--json", "--retries", "0"], { env: closed });
+  assert.equal(res.code, 5, res.stderr);
+  assert.match(res.stderr, /Login failed: POST \/api\/login\/: ECONNREFUSED/);
+  const report = parseReport(res.stdout);
+  assert.equal(report.error.code, "upstream");
+  assert.equal(report.counts.selected, 0);
+  // The other steps in-process: the same report from runSweep, whose error the bin prints.
+  const cases: Array<[string, () => void, RegExp]> = [
+    ["ML server down", () => ml.down(), /ML server check failed/],
     [
       "patient list 500",
-      env,
       () => {
         ml.up();
         backend.fault(
@@ -328,25 +335,22 @@ test("services unavailable before the first patient are exit 5", async (t) => {
     ],
     [
       "patient list malformed",
-      env,
       () =>
         backend.fault((r) => r.path === "/api/patient/fetchAllPatients", { kind: "malformed" }, 1),
       /body is not JSON/,
     ],
     [
       "patient list HTML",
-      env,
       () => backend.fault((r) => r.path === "/api/patient/fetchAllPatients", { kind: "html" }, 1),
       /body is not JSON/,
     ],
   ];
-  for (const [name, caseEnv, arrange, pattern] of cases) {
+  for (const [name, arrange, pattern] of cases) {
     arrange();
-    const res = await run(["--json", "--retries", "0"], { env: caseEnv });
-    assert.equal(res.code, 5, `${name}: ${res.stderr}`);
-    assert.match(res.stderr, pattern, name);
-    const report = parseReport(res.stdout);
-    assert.equal(report.error.code, "upstream", name);
+    const report = await runSweep(sweepConfig(env));
+    assert.equal(report.exitCode, 5, `${name}: ${report.error?.message}`);
+    assert.match(report.error?.message ?? "", pattern, name);
+    assert.equal(report.error?.code, "upstream", name);
     assert.equal(report.counts.selected, 0, name);
   }
   assert.equal(backend.requests.filter(isPut).length, 0);
