@@ -7,8 +7,10 @@ import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { runSweep } from "../src/index.ts";
+import { configProblems, usageError } from "./helpers/argv.ts";
 import { BIN, parseReport, run } from "./helpers/exec.ts";
-import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
+import { demoPatients, secretsOf, startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
 
@@ -141,20 +143,22 @@ test("a failing patient is reported with its stage and reason, the rest go on, e
 });
 
 test("usage errors exit 2 with one line", async () => {
-  for (const args of [
-    ["--bogus"],
-    ["--concurrency", "0"],
-    ["--concurrency", "two"],
-    ["--patient", "abc"],
-    ["--patient", "3,-1"],
-    ["--retries", "-1"],
-    ["stray"],
-  ]) {
-    const res = await run(args, { env: {} });
-    assert.equal(res.code, 2, `${args.join(" ")}: ${res.stderr}`);
-    assert.equal(res.stdout, "");
-    assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
-    assert.match(res.stderr, /^ml-scheduler: .*\(see --help\)$/m);
+  // The bin once: a usage error is exit 2, one line on stderr, nothing on stdout.
+  const res = await run(["--concurrency", "0"], { env: {} });
+  assert.equal(res.code, 2, res.stderr);
+  assert.equal(res.stdout, "");
+  assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
+  assert.match(res.stderr, /^ml-scheduler: .*'--concurrency <n>'.*\(see --help\)$/m);
+  // Each kind of usage error, in-process: an unknown flag, a value its rule refuses, a stray word.
+  for (const [args, said] of [
+    [["--bogus"], /unknown option '--bogus'/],
+    [["--concurrency", "two"], /'--concurrency <n>' argument 'two' is invalid/],
+    [["--patient", "abc"], /expected positive integer pids/],
+    [["--patient", "3,-1"], /expected positive integer pids/],
+    [["--retries", "-1"], /'--retries <n>' argument '-1' is invalid/],
+    [["stray"], /too many arguments/],
+  ] as const) {
+    assert.match(usageError(args), said, args.join(" "));
   }
   // The help command is no usage error: the help, exit 0, nothing on stderr.
   const help = await run(["help"], { env: {} });
@@ -175,40 +179,40 @@ test("a usage error with --json still prints one JSON document", async () => {
 test("configuration errors exit 3, naming the variable, never the value", async (t) => {
   const { env } = await startServices(t);
   const dir = tempDir(t, "cli");
-  const cases: Array<[Record<string, string>, string[], RegExp]> = [
-    [{ ...env, PATIENT_SERVER: "" }, [], /PATIENT_SERVER is required/],
-    [{ ...env, ML_SERVER: "ftp://x" }, [], /ML_SERVER must be an http:\/\/ or https:\/\/ URL/],
-    [
-      { ...env, PATIENT_SERVER: "http://u:hunter2@x" },
-      [],
-      /PATIENT_SERVER must not carry credentials/,
-    ],
-    [{ ...env, CONCURRENCY: "lots" }, [], /CONCURRENCY must be a positive integer/],
+  // The bin once: exit 3, the variable named, its value (a password) never shown, --json's report.
+  const res = await run(["--json"], { env: { ...env, PATIENT_SERVER: "http://u:hunter2@x" } });
+  assert.equal(res.code, 3, res.stderr);
+  assert.match(res.stderr, /PATIENT_SERVER must not carry credentials/);
+  assert.ok(!res.stderr.includes("hunter2") && !res.stdout.includes("hunter2"));
+  const report = parseReport(res.stdout);
+  assert.equal(report.exitCode, 3);
+  assert.equal(report.error.code, "config");
+  // Each problem, in-process: the line resolveConfig's ConfigError (exit 3) says.
+  const cases: Array<[Record<string, string>, Record<string, string>, RegExp]> = [
+    [{ ...env, PATIENT_SERVER: "" }, {}, /PATIENT_SERVER is required/],
+    [{ ...env, ML_SERVER: "ftp://x" }, {}, /ML_SERVER must be an http:\/\/ or https:\/\/ URL/],
+    [{ ...env, CONCURRENCY: "lots" }, {}, /CONCURRENCY must be a positive integer/],
     [
       { ...env, BACKEND_PASSWORD_FILE: join(dir, "pw") },
-      [],
+      {},
       /BACKEND_PASSWORD and BACKEND_PASSWORD_FILE are both set/,
     ],
     [
       { ...env, BACKEND_PASSWORD: "", BACKEND_PASSWORD_FILE: join(dir, "missing") },
-      [],
+      {},
       /BACKEND_PASSWORD_FILE: cannot read the file it names \(ENOENT\)/,
     ],
     [
       { ...env, BACKEND_PASSWORD: "" },
-      [],
+      {},
       /BACKEND_USERNAME and BACKEND_PASSWORD .* are required unless BACKEND_TOKEN is set/,
     ],
-    [env, ["--env-file", join(dir, "nope.env")], /--env-file .*nope\.env: no such file/],
+    [env, { envFile: join(dir, "nope.env") }, /--env-file .*nope\.env: no such file/],
   ];
-  for (const [caseEnv, args, pattern] of cases) {
-    const res = await run([...args, "--json"], { env: caseEnv });
-    assert.equal(res.code, 3, `${pattern}: ${res.stderr}`);
-    assert.match(res.stderr, pattern);
-    assert.ok(!res.stderr.includes("hunter2"));
-    const report = parseReport(res.stdout);
-    assert.equal(report.exitCode, 3);
-    assert.equal(report.error.code, "config");
+  for (const [caseEnv, flags, pattern] of cases) {
+    const lines = configProblems(caseEnv, flags, dir);
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0] as string, pattern);
   }
 });
 
@@ -311,13 +315,19 @@ test("a 403 anywhere is exit 4 and never triggers a login", async (t) => {
 
 test("services unavailable before the first patient are exit 5", async (t) => {
   const { backend, ml, env } = await startServices(t);
+  // The bin once: exit 5, the failed step said on stderr, --json's report.
   const closed = { ...env, PATIENT_SERVER: "http://127.0.0.1:9" };
-  const cases: Array<[string, Record<string, string>, () => void, RegExp]> = [
-    ["backend unreachable", closed, () => {}, /Login failed: POST \/api\/login\/: ECONNREFUSED/],
-    ["ML server down", env, () => ml.down(), /ML server check failed/],
+  const res = await run(["--json", "--retries", "0"], { env: closed });
+  assert.equal(res.code, 5, res.stderr);
+  assert.match(res.stderr, /Login failed: POST \/api\/login\/: ECONNREFUSED/);
+  const report = parseReport(res.stdout);
+  assert.equal(report.error.code, "upstream");
+  assert.equal(report.counts.selected, 0);
+  // The other steps in-process: the same report from runSweep, whose error the bin prints.
+  const cases: Array<[string, () => void, RegExp]> = [
+    ["ML server down", () => ml.down(), /ML server check failed/],
     [
       "patient list 500",
-      env,
       () => {
         ml.up();
         backend.fault(
@@ -330,25 +340,22 @@ test("services unavailable before the first patient are exit 5", async (t) => {
     ],
     [
       "patient list malformed",
-      env,
       () =>
         backend.fault((r) => r.path === "/api/patient/fetchAllPatients", { kind: "malformed" }, 1),
       /body is not JSON/,
     ],
     [
       "patient list HTML",
-      env,
       () => backend.fault((r) => r.path === "/api/patient/fetchAllPatients", { kind: "html" }, 1),
       /body is not JSON/,
     ],
   ];
-  for (const [name, caseEnv, arrange, pattern] of cases) {
+  for (const [name, arrange, pattern] of cases) {
     arrange();
-    const res = await run(["--json", "--retries", "0"], { env: caseEnv });
-    assert.equal(res.code, 5, `${name}: ${res.stderr}`);
-    assert.match(res.stderr, pattern, name);
-    const report = parseReport(res.stdout);
-    assert.equal(report.error.code, "upstream", name);
+    const report = await runSweep(sweepConfig(env));
+    assert.equal(report.exitCode, 5, `${name}: ${report.error?.message}`);
+    assert.match(report.error?.message ?? "", pattern, name);
+    assert.equal(report.error?.code, "upstream", name);
     assert.equal(report.counts.selected, 0, name);
   }
   assert.equal(backend.requests.filter(isPut).length, 0);

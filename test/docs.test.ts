@@ -13,6 +13,7 @@ import { reportJsonSchema } from "../scripts/report-schema.ts";
 import { RULES } from "../src/config/rules.ts";
 import { Report } from "../src/core/report.ts";
 import { EXIT_CODES } from "../src/errors.ts";
+import { configProblems, helpText, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { type JsonSchema, validate } from "./helpers/json-schema.ts";
 import { startServices } from "./helpers/services.ts";
@@ -312,7 +313,7 @@ test("an early exit with --json (exit 3, exit 2) prints a report that matches th
   assert.equal(backend.requests.length, 0, "nothing was sent");
 });
 
-test("durations take units in flags and variables; a bare number keeps each one's unit", async (t) => {
+test("durations take units in flags and variables; a bare number keeps each one's unit", () => {
   // Flags and variables share these rules (commander for the one, config for the other).
   const ms = (v: string) => RULES.milliseconds.parse(v);
   const s = (v: string) => RULES.seconds.parse(v);
@@ -328,24 +329,21 @@ test("durations take units in flags and variables; a bare number keeps each one'
     assert.equal(RULES.seconds.safeParse(bad).success, false, `${bad} s`);
   }
 
-  const { backend, env } = await startServices(t);
+  // As variables (exit 3) and a flag (a usage error, exit 2), in the words the bin prints.
   for (const [name, value] of [
     ["REQUEST_TIMEOUT", "10y"],
     ["DEADLINE", "5d"],
     ["GRACE", "597h"],
   ] as const) {
-    const res = await run(["--json"], { env: { ...env, [name]: value } });
-    assertRefused(res, 3, new RegExp(`^\\[error\\] ${name} must be a duration `, "m"), name);
+    const lines = configProblems({ ...USABLE_ENV, [name]: value });
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0] as string, new RegExp(`^${name} must be a duration `), name);
   }
-  const flag = await run(["--json", "--request-timeout", "1.5"], { env });
-  assertRefused(flag, 2, /whole milliseconds/, "--request-timeout 1.5");
-  assert.equal(backend.requests.length, 0, "a refused duration sends nothing");
+  assert.match(usageError(["--request-timeout", "1.5"]), /whole milliseconds/);
 
-  const help = await run(["--help"]);
-  assert.equal(help.code, 0);
+  const help = helpText();
   for (const flagName of ["--request-timeout", "--deadline", "--grace"]) {
-    const line =
-      help.stdout.slice(help.stdout.indexOf(`  ${flagName} <`)).split(/\n\s*--/)[0] ?? "";
+    const line = help.slice(help.indexOf(`  ${flagName} <`)).split(/\n\s*--/)[0] ?? "";
     assert.match(line.replace(/\s+/g, " "), /a bare number is \w+; or 500ms, 10s, 4m/, flagName);
   }
 });
@@ -358,11 +356,15 @@ test("the README stands on its own: no link outside the repository, its files ex
     assert.ok(!link.startsWith("../"), `${link} leaves the repository`);
     assert.ok(existsSync(new URL(link, root)), `${link} exists`);
   }
-  // The two commands a newcomer starts with stay first.
-  assert.equal(
-    readme.match(/```sh\n([\s\S]*?)```/)?.[1],
-    "npm ci && npm run demo   # a real sweep against the stand-in services\nnpm test                 # typecheck, lint and every test\n",
+  // The two commands a newcomer starts with stay first; then the slow suite, and what CI runs.
+  const commands = readme.match(/```sh\n([\s\S]*?)```/)?.[1]?.split("\n") ?? [];
+  assert.deepEqual(
+    commands.map((line) => line.split("#")[0]?.trim()),
+    ["npm ci && npm run demo", "npm test", "npm run test:slow", ""],
   );
+  assert.match(readme, /CI \(`\.ci\/run`\) runs `npm test && npm run test:slow`/);
+  const ci = read(".ci/run");
+  assert.match(ci, /^suite \w+ npm test\nsuite \w+ npm run test:slow$/m, ".ci/run runs both");
   for (const needed of [
     "npm run stand-ins",
     "npm run report-schema",

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runSweep } from "../src/index.ts";
+import { configProblems, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { BIN, parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -26,21 +27,16 @@ function assertRefused(res: RunResult, code: number, pattern: RegExp, what: stri
 }
 
 test("durations past Node's timer limit are a usage error, the largest that fits is not", async (t) => {
-  const { backend, env } = await startServices(t);
   for (const args of [
     ["--deadline", "2200000"],
     ["--deadline", "2147483.5"],
     ["--grace", "2147484"],
     ["--request-timeout", "2147483648"],
   ]) {
-    const res = await run(["--json", ...args], { env });
-    assertRefused(
-      res,
-      2,
-      new RegExp(`^ml-scheduler: .*'${args[0]} .*at most 2147483`),
-      String(args[0]),
-    );
+    assert.match(usageError(args), new RegExp(`'${args[0]} .*at most 2147483`), String(args[0]));
   }
+
+  const { backend, env } = await startServices(t);
   // Each fits alone, but with the exit margin the deadline's bound would not: one line, exit 2.
   const sum = await run(["--json", "--deadline", "2147483", "--grace", "1"], { env });
   assertRefused(
@@ -51,6 +47,7 @@ test("durations past Node's timer limit are a usage error, the largest that fits
   );
   assert.equal(backend.requests.length, 0, "a usage error sends nothing");
 
+  // The largest that fit, through the bin: a sweep runs with them (no timer fires early).
   const res = await run(
     ["--json", ...["--deadline", "2147471.5", "--grace", "10", "--request-timeout", "2147483647"]],
     { env },
@@ -61,24 +58,20 @@ test("durations past Node's timer limit are a usage error, the largest that fits
 });
 
 test("--concurrency and CONCURRENCY refuse the same values, past 1024 included", async (t) => {
-  const { backend, env } = await startServices(t);
   for (const value of ["1025", "99999999999", "Infinity", "0", "1e3"]) {
-    const flag = await run(["--json", "--concurrency", value], { env });
-    assertRefused(
-      flag,
-      2,
+    assert.match(
+      usageError(["--concurrency", value]),
       /'--concurrency <n>' .* must be a positive integer, at most 1024/,
       value,
     );
-    const variable = await run(["--json"], { env: { ...env, CONCURRENCY: value } });
-    assertRefused(
-      variable,
-      3,
-      /^\[error\] CONCURRENCY must be a positive integer, at most 1024, or auto /m,
+    assert.deepEqual(
+      configProblems({ ...USABLE_ENV, CONCURRENCY: value }).map((l) => l.split(",")[0]),
+      ["CONCURRENCY must be a positive integer"],
       value,
     );
   }
-  assert.equal(backend.requests.length, 0);
+  // 1024 itself, through the bin: a sweep runs at it.
+  const { env } = await startServices(t);
   const res = await run(["--json"], { env: { ...env, CONCURRENCY: "1024" } });
   assert.equal(res.code, 0, res.stderr);
   assert.equal(parseReport(res.stdout).concurrency, 1024);
@@ -95,21 +88,37 @@ test("a *_FILE naming a device, a FIFO, a directory or a huge file is exit 3 at 
   writeFileSync(huge, "");
   truncateSync(huge, 100 * 1024 * 1024); // sparse: no disk used
   const notRegular = /the file it names is not a regular file/;
+  // Those that would block or never end a read, through the bin, all at once: a FIFO would block
+  // the old open forever, and the bound here turns that into a failure. One line each.
+  const blocking = {
+    BACKEND_PASSWORD_FILE: fifo,
+    BACKEND_USERNAME_FILE: join(dir, "link-to-fifo"),
+    BACKEND_TOKEN_FILE: "/dev/zero",
+  };
+  const res = await run(["--json"], {
+    env: { ...env, BACKEND_USERNAME: undefined, BACKEND_PASSWORD: undefined, ...blocking },
+    timeoutMs: 10_000,
+  });
+  assert.equal(res.code, 3, res.stderr);
+  const lines = res.stderr.trim().split("\n");
+  assert.equal(lines.length, 3, res.stderr);
+  for (const variable of Object.keys(blocking)) {
+    const line = lines.find((l) => l.includes(`${variable}:`)) ?? "";
+    assert.match(line, new RegExp(`^\\[error\\] ${variable}: ${notRegular.source}`), variable);
+  }
+  assert.doesNotMatch(res.stderr, /\n\s+at /, "no stack trace");
+  assert.equal(parseReport(res.stdout).exitCode, 3);
+  assert.equal(backend.requests.length, 0, "nothing was sent");
+  // The rest in-process: a directory, and a file too large for a secret.
   const cases: Array<[string, string, RegExp]> = [
-    ["BACKEND_PASSWORD_FILE", "/dev/zero", notRegular],
-    ["BACKEND_PASSWORD_FILE", fifo, notRegular],
-    ["BACKEND_USERNAME_FILE", join(dir, "link-to-fifo"), notRegular],
     ["BACKEND_TOKEN_FILE", dir, notRegular],
     ["BACKEND_TOKEN_FILE", huge, /the file it names is larger than 64 KiB/],
   ];
   for (const [variable, path, pattern] of cases) {
-    const short = variable.replace(/_FILE$/, "");
-    const caseEnv = { ...env, [short]: undefined, [variable]: path };
-    // A FIFO would block the old open forever: the bound here turns that into a failure.
-    const res = await run(["--json"], { env: caseEnv, timeoutMs: 10_000 });
-    assertRefused(res, 3, new RegExp(`^\\[error\\] ${variable}: ${pattern.source}`), path);
+    const lines = configProblems({ ...USABLE_ENV, BACKEND_TOKEN: undefined, [variable]: path });
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0] as string, new RegExp(`^${variable}: ${pattern.source}`), path);
   }
-  assert.equal(backend.requests.length, 0, "nothing was sent");
 });
 
 test("a *_FILE reached through symlinks, as Kubernetes mounts a Secret, is read", async (t) => {
@@ -132,6 +141,16 @@ test("a base URL with a query or fragment, or a token with control characters, i
   const dir = tempDir(t, "inputs");
   writeFileSync(join(dir, "token"), "zqx.def.ghi\r\n\n");
   const token = { ...env, BACKEND_USERNAME: undefined, BACKEND_PASSWORD: undefined };
+  // The bin once: a token file with a carriage return is exit 3, and the token is never shown.
+  const res = await run(["--json"], { env: { ...token, BACKEND_TOKEN_FILE: join(dir, "token") } });
+  assertRefused(res, 3, /BACKEND_TOKEN_FILE must be printable ASCII/, "BACKEND_TOKEN_FILE");
+  assert.ok(
+    // "zqx" cannot occur in the report's random UUID runId, unlike hex letters.
+    !res.stderr.includes("zqx") && !res.stdout.includes("zqx"),
+    "the token is never shown",
+  );
+  assert.equal(backend.requests.length + ml.requests.length, 0, "nothing was sent");
+  // Each value in-process: one line, the token never in it.
   const cases: Array<[Record<string, string | undefined>, RegExp]> = [
     [
       { ...env, PATIENT_SERVER: `${env.PATIENT_SERVER}/?tenant=1` },
@@ -147,21 +166,13 @@ test("a base URL with a query or fragment, or a token with control characters, i
     [{ ...token, BACKEND_TOKEN: "zqx\u007f" }, /BACKEND_TOKEN must be printable ASCII/],
     [{ ...token, BACKEND_TOKEN: "tok€n" }, /BACKEND_TOKEN must be printable ASCII/],
     [{ ...token, TOKEN: "a\tb" }, /TOKEN must be printable ASCII/],
-    [
-      { ...token, BACKEND_TOKEN_FILE: join(dir, "token") },
-      /BACKEND_TOKEN_FILE must be printable ASCII/,
-    ],
   ];
   for (const [caseEnv, pattern] of cases) {
-    const res = await run(["--json"], { env: caseEnv });
-    assertRefused(res, 3, pattern, JSON.stringify(caseEnv));
-    assert.ok(
-      // "zqx" cannot occur in the report's random UUID runId, unlike hex letters.
-      !res.stderr.includes("zqx") && !res.stdout.includes("zqx"),
-      "the token is never shown",
-    );
+    const lines = configProblems(caseEnv, {}, dir);
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0] as string, pattern);
+    assert.ok(!(lines[0] as string).includes("zqx"), "the token is never shown");
   }
-  assert.equal(backend.requests.length + ml.requests.length, 0, "nothing was sent");
 });
 
 test("DOTENV_* variables change neither how the env file is read nor stdout", async (t) => {

@@ -13,6 +13,7 @@ import { runSweep, type SweepEvent } from "../src/index.ts";
 import { streamText } from "../src/services/body-stream.ts";
 import { createClient } from "../src/services/http.ts";
 import { type ArrayScan, createArrayReader, eachArrayElement } from "../src/services/json-array.ts";
+import { configProblems, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, startServices, sweepConfig } from "./helpers/services.ts";
 import { DEMO_USER, makePatients } from "./stand-ins/seed.ts";
@@ -60,16 +61,22 @@ test("a patient list over --max-list-mib fails naming the flag (exit 5); under i
 });
 
 test("--max-list-mib and MAX_LIST_MIB refuse what is not a whole number of MiB from 1 to 500", async (t) => {
-  const { env } = await startServices(t);
+  const rule = /must be a whole number of MiB from 1 to 500/;
   for (const value of ["0", "501", "1.5", "-1", "64k", ""]) {
-    const flag = await run(["check", "--max-list-mib", value], { env });
-    assert.equal(flag.code, 2, `--max-list-mib ${value}: ${flag.stderr}`);
-    assert.match(flag.stderr, /--max-list-mib.*must be a whole number of MiB from 1 to 500/);
+    assert.match(usageError(["check", "--max-list-mib", value]), rule, `--max-list-mib ${value}`);
     if (value === "") continue; // an empty variable is unset
-    const variable = await run(["check"], { env: { ...env, MAX_LIST_MIB: value } });
-    assert.equal(variable.code, 3, `MAX_LIST_MIB=${value}: ${variable.stderr}`);
-    assert.match(variable.stderr, /MAX_LIST_MIB must be a whole number of MiB from 1 to 500/);
+    const lines = configProblems({ ...USABLE_ENV, MAX_LIST_MIB: value });
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0] as string, new RegExp(`^MAX_LIST_MIB ${rule.source}`), value);
   }
+  // The bin once for each: a refused flag is exit 2, a refused variable exit 3.
+  const { env } = await startServices(t);
+  const flag = await run(["check", "--max-list-mib", "501"], { env });
+  assert.equal(flag.code, 2, flag.stderr);
+  assert.match(flag.stderr, /--max-list-mib.*must be a whole number of MiB from 1 to 500/);
+  const variable = await run(["check"], { env: { ...env, MAX_LIST_MIB: "501" } });
+  assert.equal(variable.code, 3, variable.stderr);
+  assert.match(variable.stderr, /MAX_LIST_MIB must be a whole number of MiB from 1 to 500/);
 });
 
 test("the list is reduced as it is parsed: records that would fill a 48 MB heap many times over fit it", async (t) => {

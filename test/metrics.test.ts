@@ -9,6 +9,7 @@ import { type TestContext, test } from "node:test";
 import { OUTCOMES } from "../src/core/report.ts";
 import { escapeLabelValue, lastSuccessIn } from "../src/notify/metrics.ts";
 import { pushUrl } from "../src/notify/pushgateway.ts";
+import { configProblems, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -289,16 +290,23 @@ test("a stalled Pushgateway is given up within the deadline's bound; the exit co
 });
 
 test("--pushgateway takes a plain http(s) URL: credentials, a query or another scheme are refused", async (t) => {
-  const { env } = await startServices(t);
   for (const url of ["http://user:pw@127.0.0.1:9091", "ftp://gw", "http://gw/?a=1", "gw:9091"]) {
-    const flag = await run(["--pushgateway", url], { env });
-    assert.equal(flag.code, 2, url);
-    assert.match(flag.stderr, /--pushgateway <url>.*without credentials, query or fragment/);
-    assert.ok(!flag.stderr.includes("pw@"), "no password echoed");
-    const variable = await run([], { env: { ...env, PUSHGATEWAY_URL: url } });
-    assert.equal(variable.code, 3, url);
-    assert.match(variable.stderr, /PUSHGATEWAY_URL must be an http/);
+    const flag = usageError(["--pushgateway", url]);
+    assert.match(flag, /--pushgateway <url>.*without credentials, query or fragment/, url);
+    assert.ok(!flag.includes("pw@"), "no password echoed");
+    const variable = configProblems({ ...USABLE_ENV, PUSHGATEWAY_URL: url });
+    assert.equal(variable.length, 1, variable.join("\n"));
+    assert.match(variable[0] as string, /^PUSHGATEWAY_URL must be an http/, url);
   }
+  // The bin once for each: the flag is exit 2 and its password is not echoed; the variable exit 3.
+  const { env } = await startServices(t);
+  const flag = await run(["--pushgateway", "http://user:pw@127.0.0.1:9091"], { env });
+  assert.equal(flag.code, 2, flag.stderr);
+  assert.match(flag.stderr, /--pushgateway <url>.*without credentials, query or fragment/);
+  assert.ok(!flag.stderr.includes("pw@"), "no password echoed");
+  const variable = await run([], { env: { ...env, PUSHGATEWAY_URL: "ftp://gw" } });
+  assert.equal(variable.code, 3, variable.stderr);
+  assert.match(variable.stderr, /PUSHGATEWAY_URL must be an http/);
 });
 
 test("--report-file holds the document --json prints, with or without --json", async (t) => {

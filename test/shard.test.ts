@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { runSweep } from "../src/index.ts";
+import { resolveConfig, runSweep } from "../src/index.ts";
 import { lastSuccessIn } from "../src/notify/metrics.ts";
+import { configProblems, NO_ENV_FILE, parseArgs, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -63,6 +64,19 @@ function assertPartition(reports: ShardReport[]): void {
   }
 }
 
+/** One shard's report: exactly the pids of its shard (pid 51 included), and the pid-less in shard 0. */
+function assertShard(report: ShardReport, index: number, count: number): void {
+  assert.deepEqual(report.shard, { index, count });
+  const pids = report.patients.map((p) => p.pid).filter((p) => p !== null);
+  assert.deepEqual(
+    pids.toSorted((a, b) => a - b),
+    Array.from({ length: VALID + 1 }, (_, i) => i + 1).filter((pid) => pid % count === index),
+  );
+  const nulls = report.patients.filter((p) => p.pid === null);
+  assert.equal(nulls.length, index === 0 ? 2 : 0, `shard ${index}'s pid-less records`);
+  for (const p of nulls) assert.equal(p.reason, "invalid_record");
+}
+
 /** The report of a bin run, whose exit code is 1 when the shard held an invalid record, else 0. */
 function exitsByItsReport(res: { code: number | null; stdout: string; stderr: string }) {
   const report = parseReport(res.stdout);
@@ -98,36 +112,45 @@ test("the invalid-record limit is judged on the whole list in every shard", asyn
 });
 
 test("the bin: --shard i/n and --shards n with JOB_COMPLETION_INDEX each partition the list", async (t) => {
-  const { env } = await sharded(t);
-  const byFlag = [];
-  for (let i = 0; i < 3; i++) {
-    const res = await run(["--json", "--dry-run", "--shard", `${i}/3`], { env });
-    byFlag.push(exitsByItsReport(res));
-  }
-  assertPartition(byFlag);
-  const byIndex = [];
+  // How each form resolves to the run's shard, in-process (runSweep's partition is tested above).
+  const shardOf = (args: string[], env: Record<string, string> = {}) =>
+    resolveConfig({
+      flags: parseArgs(args).flags,
+      env: { ...USABLE_ENV, ...env },
+      cwd: NO_ENV_FILE,
+    }).shard;
+  for (let i = 0; i < 3; i++)
+    assert.deepEqual(shardOf(["--shard", `${i}/3`]), { index: i, count: 3 });
   for (let i = 0; i < 2; i++) {
-    const res = await run(["--json", "--dry-run", "--shards", "2"], {
-      env: { ...env, JOB_COMPLETION_INDEX: String(i) },
-    });
-    byIndex.push(exitsByItsReport(res));
+    const env = { JOB_COMPLETION_INDEX: String(i) };
+    assert.deepEqual(shardOf(["--shards", "2"], env), { index: i, count: 2 });
   }
-  assertPartition(byIndex);
-  const fromEnv = await run(["--json", "--dry-run"], {
-    env: { ...env, SHARDS: "2", JOB_COMPLETION_INDEX: "1" },
+  assert.deepEqual(shardOf([], { SHARDS: "2", JOB_COMPLETION_INDEX: "1" }), { index: 1, count: 2 });
+  assert.deepEqual(shardOf([], { SHARD: "2/5" }), { index: 2, count: 5 });
+
+  // Through the bin, one run by each flag: the report holds its shard's patients, and only those.
+  const { env } = await sharded(t);
+  const byFlag = await run(["--json", "--dry-run", "--shard", "0/3"], { env });
+  assertShard(exitsByItsReport(byFlag), 0, 3);
+  const byIndex = await run(["--json", "--dry-run", "--shards", "2"], {
+    env: { ...env, JOB_COMPLETION_INDEX: "1" },
   });
-  assert.deepEqual(parseReport(fromEnv.stdout).shard, { index: 1, count: 2 });
-  const shardEnv = await run(["--json", "--dry-run"], { env: { ...env, SHARD: "2/5" } });
-  assert.deepEqual(parseReport(shardEnv.stdout).shard, { index: 2, count: 5 });
+  assertShard(exitsByItsReport(byIndex), 1, 2);
 });
 
 test("conflicting or incomplete shard settings: exit 2 for both flags, exit 3 from the environment", async (t) => {
+  // The bin once: a shard setting refused by config is exit 3 with its line, and nothing is sent.
   const { backend, env } = await startServices(t);
+  const res = await run(["--shards", "3"], { env });
+  assert.equal(res.code, 3, res.stderr);
+  assert.match(res.stderr, /JOB_COMPLETION_INDEX is not set/);
+  assert.doesNotMatch(res.stderr, /\n\s+at /, "no stack trace");
+  assert.equal(backend.requests.length, 0, "nothing reached the backend");
+  // Each case in-process: a usage error (exit 2) from commander, or config's (exit 3).
   const cases: Array<[string[], Record<string, string>, number, RegExp]> = [
     [["--shards", "2", "--shard", "0/2"], {}, 2, /--shard <i\/n>' cannot be used with .*--shards/],
     [["--shard", "0/2"], { SHARDS: "2" }, 3, /--shard and SHARDS \(in the environment\)/],
     [[], { SHARD: "0/2", SHARDS: "2" }, 3, /SHARD \(in the environment\) and SHARDS/],
-    [["--shards", "3"], {}, 3, /JOB_COMPLETION_INDEX is not set/],
     [["--shards", "3"], { JOB_COMPLETION_INDEX: "3" }, 3, /JOB_COMPLETION_INDEX must be .* 0 to 2/],
     [["--shards", "3"], { JOB_COMPLETION_INDEX: "-1" }, 3, /JOB_COMPLETION_INDEX must be/],
     [["--shard", "4/4"], {}, 2, /--shard.*must be i\/n with 0 <= i < n/],
@@ -135,14 +158,15 @@ test("conflicting or incomplete shard settings: exit 2 for both flags, exit 3 fr
     [["--shards", "1025"], {}, 2, /--shards.*from 1 to 1024/],
     [[], { SHARD: "1-2" }, 3, /SHARD must be i\/n/],
   ];
-  for (const [args, extra, code, said] of cases) {
-    const res = await run(args, { env: { ...env, ...extra } });
+  for (const [args, extra, code, pattern] of cases) {
     const what = `${args.join(" ")} ${JSON.stringify(extra)}`;
-    assert.equal(res.code, code, `${what}: ${res.stderr}`);
-    assert.match(res.stderr, said, what);
-    assert.doesNotMatch(res.stderr, /\n\s+at /, `${what}: no stack trace`);
+    const lines =
+      code === 2
+        ? [usageError(args)]
+        : configProblems({ ...USABLE_ENV, ...extra }, parseArgs(args).flags);
+    assert.equal(lines.length, 1, `${what}: ${lines.join("\n")}`);
+    assert.match(lines[0] as string, pattern, what);
   }
-  assert.equal(backend.requests.length, 0, "nothing reached the backend");
 });
 
 test("--shard with --patient handles the intersection; an absent pid is reported by its shard only", async (t) => {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 
 /**
  * Builds the package in a staging folder rather than through `prepack` in the checkout: the
- * checkout's dist/ is test/pack.test.ts's, and two builds writing it at once could pack a torn file.
+ * checkout's dist/ is test/slow/pack.test.ts's, and two builds writing it at once could pack a torn file.
  * Returns the installed bin.
  */
 export function installPackage(root: string, dir: string): string {

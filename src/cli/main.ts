@@ -5,8 +5,7 @@
  */
 import { CommanderError } from "commander";
 import { readEnvFile, workingDirectory } from "../config/env-file.ts";
-import { OPTION_LIST, type Options } from "../config/options.ts";
-import { RULES } from "../config/rules.ts";
+import type { Options } from "../config/options.ts";
 import {
   type ConfigInput,
   type RunSettings,
@@ -23,12 +22,18 @@ import { pingNotifier } from "../notify/ping.ts";
 import { pushgatewayNotifier } from "../notify/pushgateway.ts";
 import { createOutput, type Output } from "../output/human.ts";
 import { createJsonLog } from "../output/json-log.ts";
-import { escapeLine, hideValues } from "../output/safe-text.ts";
 import { checkCommand } from "./commands/check.ts";
 import { sweepCommand } from "./commands/sweep.ts";
 import { type ProcessIo, processIo } from "./io.ts";
 import type { CommandResult, CommandSpec } from "./lifecycle.ts";
-import { buildProgram, type CliFlags, type CommandName, type Invocation } from "./program.ts";
+import {
+  buildProgram,
+  type CliFlags,
+  type CommandName,
+  type Invocation,
+  usageLine,
+  usageMessage,
+} from "./program.ts";
 
 /**
  * The CLI entry: runs one command, then ends the process once stdout and stderr have drained
@@ -180,14 +185,9 @@ async function parse(argv: string[], io: ProcessIo): Promise<Invocation | ExitCo
     if (shown) return EXIT.ok;
     // `ml-scheduler help`: commander printed the help, and says nothing more worth a line.
     if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    // One line ("Did you mean ...?" comes on a second), the refused URL shown as its origin only.
-    const line = error.message
-      .replace(/^error: /, "")
-      .trim()
-      .replace(/\s*\n\s*/g, " ");
-    const message = hideValues(line, urlsGiven(argv));
+    const message = usageMessage(error, argv);
     if (io.out) io.out.error(message, { code: "usage" });
-    else process.stderr.write(`ml-scheduler: ${escapeLine(message)} (see --help)\n`);
+    else process.stderr.write(usageLine(message));
     if (argv.includes("--json")) await io.early(EXIT.usage, "usage", message);
     return EXIT.usage;
   }
@@ -431,27 +431,6 @@ function flagValue(argv: readonly string[], flag: string): string | undefined {
     else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
   });
   return value;
-}
-
-/**
- * The values on the command line that may be URLs: those of a flag that takes one, and any that
- * looks like one (`--pushgatway=http://...` misspelled is echoed as an unknown option).
- */
-function urlsGiven(argv: readonly string[]): string[] {
-  const urlRules: unknown[] = [RULES.httpUrl, RULES.pingUrl];
-  const urlFlags = new Set(
-    OPTION_LIST.filter(([, o]) => urlRules.includes(o.rule)).map(([, o]) => o.flags.split(" ")[0]),
-  );
-  const values: string[] = [];
-  argv.slice(2).forEach((arg, i, args) => {
-    const eq = arg.indexOf("=");
-    const [flag, value] = eq === -1 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
-    if (eq === -1 && arg.includes("://")) values.push(arg);
-    if (value !== undefined && (urlFlags.has(flag) || value.includes("://"))) values.push(value);
-    const next = args[i + 1];
-    if (value === undefined && urlFlags.has(flag) && next !== undefined) values.push(next);
-  });
-  return values;
 }
 
 /** The signals a run stops gracefully on, and the error code each ends it with. */

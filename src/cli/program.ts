@@ -4,12 +4,13 @@
  * --help lists them all; a sweep option given to `check` is a usage error.
  */
 import { readFileSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import { OPTION_LIST, type OptionSpec } from "../config/options.ts";
-import { applyRule } from "../config/rules.ts";
+import { applyRule, RULES } from "../config/rules.ts";
 import type { ConfigFlags } from "../config/settings.ts";
 import { EXIT_CODES } from "../errors.ts";
 import type { CommandName } from "../notify/notifier.ts";
+import { escapeLine, hideValues } from "../output/safe-text.ts";
 
 /** Commander's parsed options: the config flags plus those only the CLI acts on. */
 export interface CliFlags extends ConfigFlags {
@@ -120,4 +121,42 @@ export function buildProgram(onCommand: (invocation: Invocation) => void): Comma
 function sweepOptionsIn(flags: CliFlags): string | undefined {
   const given = OPTION_LIST.filter(([key, o]) => o.scope === "sweep" && flags[key] !== undefined);
   return given.length === 0 ? undefined : given.map(([, o]) => o.flags.split(" ")[0]).join(", ");
+}
+
+/**
+ * A usage error as one line: "Did you mean ...?" joined on, a refused URL shown as its origin
+ * only (commander's own line echoes the value: a URL's password, a ping URL's secret path).
+ */
+export function usageMessage(error: CommanderError, argv: readonly string[]): string {
+  const line = error.message
+    .replace(/^error: /, "")
+    .trim()
+    .replace(/\s*\n\s*/g, " ");
+  return hideValues(line, urlsGiven(argv));
+}
+
+/** The usage error's line on stderr when the logs are human. */
+export function usageLine(message: string): string {
+  return `ml-scheduler: ${escapeLine(message)} (see --help)\n`;
+}
+
+/**
+ * The values on the command line that may be URLs: those of a flag that takes one, and any that
+ * looks like one (`--pushgatway=http://...` misspelled is echoed as an unknown option).
+ */
+function urlsGiven(argv: readonly string[]): string[] {
+  const urlRules: unknown[] = [RULES.httpUrl, RULES.pingUrl];
+  const urlFlags = new Set(
+    OPTION_LIST.filter(([, o]) => urlRules.includes(o.rule)).map(([, o]) => o.flags.split(" ")[0]),
+  );
+  const values: string[] = [];
+  argv.slice(2).forEach((arg, i, args) => {
+    const eq = arg.indexOf("=");
+    const [flag, value] = eq === -1 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
+    if (eq === -1 && arg.includes("://")) values.push(arg);
+    if (value !== undefined && (urlFlags.has(flag) || value.includes("://"))) values.push(value);
+    const next = args[i + 1];
+    if (value === undefined && urlFlags.has(flag) && next !== undefined) values.push(next);
+  });
+  return values;
 }

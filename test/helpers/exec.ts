@@ -6,6 +6,17 @@ import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../../bin/ml-scheduler.js", import.meta.url));
 
+/**
+ * Node's compile cache for the bin's modules (src/ and its dependencies), kept between spawns and
+ * between runs beside the dependencies, not in the temp directory (which the tests leave empty):
+ * a spawn that finds its modules compiled uses about a third less CPU, and the suite spawns the
+ * bin some two hundred times. A changed file is compiled afresh (the cache checks each source).
+ * https://nodejs.org/api/module.html#module-compile-cache
+ */
+const COMPILE_CACHE = fileURLToPath(
+  new URL("../../node_modules/.cache/ml-scheduler-bin", import.meta.url),
+);
+
 export interface RunResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -29,7 +40,10 @@ export interface RunOptions {
 
 /** Spawns `node bin/ml-scheduler.js ...args` and collects its output. */
 export function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? "" };
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "",
+    NODE_COMPILE_CACHE: COMPILE_CACHE,
+  };
   // So that anything the bin puts in the temp directory lands where .ci/run looks for leftovers.
   if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
   for (const [k, v] of Object.entries(options.env ?? {})) if (v !== undefined) env[k] = v;

@@ -8,11 +8,11 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { parseReport, run } from "./helpers/exec.ts";
-import { startServices } from "./helpers/services.ts";
-import { tempDir } from "./helpers/temp.ts";
+import { parseReport, run } from "../helpers/exec.ts";
+import { startServices } from "../helpers/services.ts";
+import { tempDir } from "../helpers/temp.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url));
 
 test("the packed tarball installs without dev dependencies and runs a sweep from dist/", async (t) => {
   const dir = tempDir(t, "pack");

@@ -8,10 +8,10 @@ import { spawn } from "node:child_process";
 import { readdirSync, readlinkSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ROWS } from "../scripts/bench/table.ts";
-import { tempDir } from "./helpers/temp.ts";
+import { ROWS } from "../../scripts/bench/table.ts";
+import { tempDir } from "../helpers/temp.ts";
 
-const BENCH = fileURLToPath(new URL("../scripts/bench/main.ts", import.meta.url));
+const BENCH = fileURLToPath(new URL("../../scripts/bench/main.ts", import.meta.url));
 const JUDGED: Array<keyof typeof ROWS> = [
   "eff8",
   "eff32",

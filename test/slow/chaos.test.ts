@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runSweep } from "../src/index.ts";
-import { startServices, sweepConfig } from "./helpers/services.ts";
-import { predictStatus } from "./stand-ins/ml.ts";
-import { makePatients } from "./stand-ins/seed.ts";
-import type { Fault, RecordedRequest } from "./stand-ins/server.ts";
+import { runSweep } from "../../src/index.ts";
+import { startServices, sweepConfig } from "../helpers/services.ts";
+import { predictStatus } from "../stand-ins/ml.ts";
+import { makePatients } from "../stand-ins/seed.ts";
+import type { Fault, RecordedRequest } from "../stand-ins/server.ts";
 
 const N = 2_000;
 const TRANSIENT: Fault[] = [
