@@ -292,17 +292,19 @@ test("a stalled Pushgateway is given up within the deadline's bound; the exit co
 test("--pushgateway takes a plain http(s) URL: credentials, a query or another scheme are refused", async (t) => {
   for (const url of ["http://user:pw@127.0.0.1:9091", "ftp://gw", "http://gw/?a=1", "gw:9091"]) {
     const flag = usageError(["--pushgateway", url]);
-    assert.match(flag, /--pushgateway <url>.*without credentials, query or fragment/, url);
+    const refusal =
+      /must (not carry credentials|be an http:\/\/ or https:\/\/ URL|not have a query)/;
+    assert.match(flag, new RegExp(`--pushgateway <url>.*${refusal.source}`), url);
     assert.ok(!flag.includes("pw@"), "no password echoed");
     const variable = configProblems({ ...USABLE_ENV, PUSHGATEWAY_URL: url });
     assert.equal(variable.length, 1, variable.join("\n"));
-    assert.match(variable[0] as string, /^PUSHGATEWAY_URL must be an http/, url);
+    assert.match(variable[0] as string, new RegExp(`^PUSHGATEWAY_URL ${refusal.source}`), url);
   }
   // The bin once for each: the flag is exit 2 and its password is not echoed; the variable exit 3.
   const { env } = await startServices(t);
   const flag = await run(["--pushgateway", "http://user:pw@127.0.0.1:9091"], { env });
   assert.equal(flag.code, 2, flag.stderr);
-  assert.match(flag.stderr, /--pushgateway <url>.*without credentials, query or fragment/);
+  assert.match(flag.stderr, /--pushgateway <url>.*must not carry credentials/);
   assert.ok(!flag.stderr.includes("pw@"), "no password echoed");
   const variable = await run([], { env: { ...env, PUSHGATEWAY_URL: "ftp://gw" } });
   assert.equal(variable.code, 3, variable.stderr);

@@ -174,9 +174,11 @@ test("--deadline: a stalled ping server cannot keep the process past the deadlin
   const { env } = await startServices(t);
   const ping = await pingServer(t);
   ping.fault(() => true, { kind: "stall" });
-  const res = await run(["--json", "--deadline", "0.5", "--grace", "0.2"], {
+  // A bound of 2 + 0.2 + 1.5 s: the start ping gets half of what is left once the run starts, which
+  // stays well above the 100 ms a ping needs to be tried, however loaded the machine is.
+  const res = await run(["--json", "--deadline", "2", "--grace", "0.2"], {
     env: { ...env, PING_URL: ping.checkUrl },
-    timeoutMs: 8_000,
+    timeoutMs: 10_000,
   });
   assert.equal(res.signal, null, "the test had to kill it: a ping outlived the deadline's bound");
   assert.equal(res.code, parseReport(res.stdout).exitCode, "the pings changed no exit code");

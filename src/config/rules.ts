@@ -56,25 +56,45 @@ function duration(unit: "ms" | "s", max: number, rule: string) {
 const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms, 10s, 4m, 1h`;
 
 /**
- * `--ping-url` / `PING_URL`: an http(s) URL without credentials or fragment. Its own query string
- * is kept (e.g. Healthchecks' `?create=1`); `rid` is the run's, so the URL may not set one.
+ * An http(s) URL, checked in the order a person fixes one, one line for the first thing wrong
+ * (abort: zod would otherwise run the later checks on a value that failed an earlier one). The
+ * URL parser quietly drops tabs and newlines (`http://back\nend` would become http://backend), so
+ * no space or control character may stand inside it; only its ends may be blank. A URL ends up in
+ * log lines (as its origin), so credentials never go in it: `credentials` says where they go.
+ * A base URL (a service's, the Pushgateway's) takes no query string: got refuses one, as it would
+ * swallow every path; a check URL keeps its own (Healthchecks' `?create=1`).
  */
-const PING_URL_RULE = z
-  .string()
-  // The URL parser drops tabs and newlines: `http://hc\n.example` would quietly become another host.
-  .refine((u) => !/[\s\p{Cc}]/u.test(u), {
-    error: "must not contain spaces or control characters",
-    abort: true,
-  })
-  .pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL", abort: true }))
-  .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
-    error: "must not carry credentials (user:password@): the check's URL alone identifies it",
-    abort: true,
-  })
-  .refine((u) => !u.includes("#"), { error: "must not have a fragment", abort: true })
-  .refine((u) => !URL.parse(u)?.searchParams.has("rid"), {
-    error: "must not set rid: each ping carries the run's id",
-  });
+export function httpUrl(how: { credentials: string; query: "refused" | "kept" }) {
+  const refusesQuery = how.query === "refused";
+  return z
+    .string()
+    .refine((u) => !/[\s\p{Cc}]/u.test(u.trim()), {
+      error: "must not contain spaces or control characters",
+      abort: true,
+    })
+    .pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL", abort: true }))
+    .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
+      error: `must not carry credentials (user:password@): ${how.credentials}`,
+      abort: true,
+    })
+    .refine((u) => !(refusesQuery ? /[?#]/ : /#/).test(u), {
+      error: refusesQuery
+        ? "must not have a query string or fragment: give the base URL only"
+        : "must not have a fragment",
+      abort: true,
+    });
+}
+
+/**
+ * `--ping-url` / `PING_URL`: a check URL with its own query string kept; `rid` is the run's, so
+ * the URL may not set one.
+ */
+const PING_URL_RULE = httpUrl({
+  credentials: "the check's URL alone identifies it",
+  query: "kept",
+}).refine((u) => !URL.parse(u)?.searchParams.has("rid"), {
+  error: "must not set rid: each ping carries the run's id",
+});
 
 /**
  * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
@@ -134,9 +154,10 @@ export const RULES = {
     LIMITS.maxListMib,
     `must be a whole number of MiB from 1 to ${LIMITS.maxListMib}`,
   ),
-  /** The Pushgateway's base URL: it ends up in log lines, so no credentials in it. */
-  httpUrl: z.string().refine(isPlainHttpUrl, {
-    error: "must be an http:// or https:// URL without credentials, query or fragment",
+  /** The Pushgateway's base URL. */
+  httpUrl: httpUrl({
+    credentials: "a Pushgateway behind authentication is reached through a proxy on the host",
+    query: "refused",
   }),
   logFormat: z.enum(["human", "json"], { error: "must be human or json" }),
   pingUrl: PING_URL_RULE,
@@ -160,17 +181,6 @@ export function deadlineBoundProblem(
 
 /** A rule: a value's text in, its setting out. */
 export type Rule = z.ZodType<unknown, string>;
-
-/** http(s), parsable, with nothing the URL parser would quietly drop or we would log. */
-function isPlainHttpUrl(value: string): boolean {
-  if (/[\s\p{Cc}?#]/u.test(value)) return false;
-  const url = URL.parse(value);
-  return (
-    (url?.protocol === "http:" || url?.protocol === "https:") &&
-    url.username === "" &&
-    url.password === ""
-  );
-}
 
 /** The text's value by its rule, or the rule's message ("must be ...") when it refuses it. */
 export function applyRule(

@@ -12,7 +12,7 @@ import { ConfigError, UsageError } from "../errors.ts";
 import { type FileProblem, readBounded } from "../host/read-file.ts";
 import type { Credentials } from "../services/backend.ts";
 import { OPTION_LIST, type Options } from "./options.ts";
-import { applyRule, deadlineBoundProblem, mostInFlight } from "./rules.ts";
+import { applyRule, deadlineBoundProblem, httpUrl, mostInFlight } from "./rules.ts";
 
 export { DEFAULTS };
 
@@ -32,21 +32,7 @@ export interface ConfigInput {
 const serviceUrl = (what: string) =>
   z
     .string({ error: `is required: the ${what}'s base URL, e.g. http://localhost:8000` })
-    // zod's URL check drops tabs and newlines (as the URL parser does): `http://back\nend` would
-    // quietly become http://backend. Only the ends may be blank.
-    .refine((u) => !/[\s\p{Cc}]/u.test(u.trim()), {
-      message: "must not contain spaces or control characters",
-    })
-    // abort: else zod runs the checks below on a value that failed this one (one line a variable).
-    .pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL", abort: true }))
-    .refine((u) => !URL.parse(u)?.username && !URL.parse(u)?.password, {
-      message: "must not carry credentials: use BACKEND_USERNAME and BACKEND_PASSWORD",
-      abort: true,
-    })
-    // got refuses a base URL with a query or fragment (it would swallow every path), by throwing.
-    .refine((u) => !/[?#]/.test(u), {
-      message: "must not have a query string or fragment: give the base URL only",
-    });
+    .pipe(httpUrl({ credentials: "use BACKEND_USERNAME and BACKEND_PASSWORD", query: "refused" }));
 
 /** The services' base URLs; keys are the variable names, so an issue path names one. */
 const ServersSchema = z.object({
