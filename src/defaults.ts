@@ -25,6 +25,11 @@ export const DEFAULTS = {
   lockStaleMs: 30_000,
   /** Each attempt of a Pushgateway push; one retry, so a stalled gateway costs the run ~7 s. */
   pushTimeoutMs: 3_000,
+  /**
+   * `--reuse-for`: a remembered prediction is reused for a random half to all of this, so a new
+   * model behind the same URL takes effect within it.
+   */
+  reuseForMs: 3_600_000,
 } as const;
 
 /** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */
@@ -63,6 +68,8 @@ export const LIMITS = {
    * is parsed to say what it is), never kept whole.
    */
   notArrayChars: 1024,
+  /** `--reuse-for` and `--max-vitals-age`: 30 days; past that, neither means anything. */
+  ageSeconds: 30 * 86_400,
   /** Shards of one sweep (`--shard i/n`, `--shards n`): each is a pod logging in to the backend. */
   shards: 1_024,
 } as const;

@@ -11,16 +11,18 @@ import { basename, dirname, join } from "node:path";
  * beside it (same directory, so the rename stays on one file system), flushed to disk, then
  * renamed over the target. The temporary name starts with a dot and ends in `.tmp`, so the
  * textfile collector (which reads `*.prom`) never picks it up. Throws the file system's error
- * (with its `code`); nothing is left behind.
+ * (with its `code`); nothing is left behind. `mode` is the new file's (0644 unless given; the
+ * state directory's files are 0600).
  */
 export async function writeFileAtomic(
   path: string,
   text: string | Iterable<string>,
+  { mode = 0o644 }: { mode?: number } = {},
 ): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   let created = false;
   try {
-    const file = await open(temp, "wx", 0o644);
+    const file = await open(temp, "wx", mode);
     created = true;
     try {
       await file.writeFile(text, "utf8");

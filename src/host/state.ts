@@ -23,6 +23,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "./atomic-write.ts";
 import { readBounded } from "./read-file.ts";
 
 /** A state file holds a few values; the incremental sweeps' fingerprints will pass their own. */
@@ -36,6 +37,11 @@ export interface StateDir {
   read<T>(name: string, schema: z.ZodType<T>, maxBytes?: number): T | undefined;
   /** Replaces the file atomically, mode 0600; false (with a warning) when it cannot. */
   write(name: string, value: unknown): boolean;
+  /**
+   * Replaces the file atomically with this text, written piece by piece (a large file is never
+   * one string), mode 0600; false (with a warning) when it cannot.
+   */
+  writeText(name: string, pieces: Iterable<string>): Promise<boolean>;
 }
 
 type Warn = (message: string) => void;
@@ -79,6 +85,16 @@ export function openStateDir(path: string, warn: Warn): StateDir | undefined {
       const file = join(path, name);
       try {
         writeAtomically(file, `${JSON.stringify(value)}\n`);
+        return true;
+      } catch (error) {
+        warn(`State file ${file} cannot be written (${errno(error)}): the next run goes without.`);
+        return false;
+      }
+    },
+    writeText: async (name, pieces) => {
+      const file = join(path, name);
+      try {
+        await writeFileAtomic(file, pieces, { mode: 0o600 });
         return true;
       } catch (error) {
         warn(`State file ${file} cannot be written (${errno(error)}): the next run goes without.`);
@@ -144,7 +160,7 @@ function writeAtomically(file: string, text: string): void {
 }
 
 /** A file-name key for values that must not mix: the same inputs always give the same name. */
-function keyOf(...parts: string[]): string {
+export function keyOf(...parts: string[]): string {
   return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 32);
 }
 
