@@ -222,7 +222,8 @@ export const OPTIONS = {
   },
   full: {
     flags: "--full",
-    description: "ask the ML server for every patient, reusing no prediction (and remember the new ones)",
+    description:
+      "ask the ML server for every patient, reusing no prediction (and remember the new ones)",
     scope: "sweep",
   },
   maxVitalsAge: {

@@ -141,7 +141,11 @@ export function freshness(
   maxAgeMs: number,
   now: number,
 ): Pick<PatientResult, "outcome" | "reason" | "detail"> | undefined {
-  const failed = (reason: Reason, detail: string) => ({ outcome: "failed" as const, reason, detail });
+  const failed = (reason: Reason, detail: string) => ({
+    outcome: "failed" as const,
+    reason,
+    detail,
+  });
   if (vitals.some((v) => v.timestamp === undefined)) {
     return failed(
       "no_vitals_timestamp",

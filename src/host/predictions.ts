@@ -77,7 +77,9 @@ export function predictionStore(
   const name = predictionsFileName(options.patientServer, options.shard);
   const file = join(state.path, name);
   const { key, made } = loadKey(state, !options.dryRun);
-  const keyId = key ? createHmac("sha256", key).update("key id").digest("base64url").slice(0, 8) : "";
+  const keyId = key
+    ? createHmac("sha256", key).update("key id").digest("base64url").slice(0, 8)
+    : "";
   const entries = new Map<number, Entry>();
   /** Whether the file must be written: something new, dropped or not to be kept. */
   let changed = false;

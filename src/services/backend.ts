@@ -23,10 +23,10 @@ import {
   LoginResponse,
   type Patient,
   PatientList,
+  timestampMs,
   UnknownUser,
   UpdatedPatient,
   ValidateResponse,
-  timestampMs,
   type Vital,
   VitalList,
 } from "./schemas.ts";
