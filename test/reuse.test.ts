@@ -3,9 +3,16 @@
  * question, through the real bin against the stand-ins; the memory's own rules in-process.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import {
+  type PredictionStoreOptions,
+  predictionStore,
+  predictionsFileName,
+} from "../src/host/predictions.ts";
+import { openStateDir } from "../src/host/state.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -41,12 +48,13 @@ function predictionsFile(dir: string, shard = ""): string {
   return join(dir, names[0] as string);
 }
 
-/** Every file of the directory with its content and modification time. */
+/** Every file of the directory with its modification time and a hash of its content (a token). */
 function snapshot(dir: string): Map<string, string> {
   const files = new Map<string, string>();
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    files.set(name, `${statSync(path).mtimeMs} ${readFileSync(path, "utf8")}`);
+    const hash = createHash("sha256").update(readFileSync(path)).digest("hex");
+    files.set(name, `${statSync(path).mtimeMs} ${hash}`);
   }
   return files;
 }
@@ -141,7 +149,10 @@ test("--reuse-for: an entry lives at least half of it and never longer; 0 turns 
   assert.deepEqual(parseReport(expired.stdout).predictions, { made: 7, reused: 0 });
   assert.equal(predictsSince(ml.requests, from), 7);
   const fresh = JSON.parse(readFileSync(file, "utf8")).entries;
-  assert.ok(fresh.every((e: number[]) => Date.now() - (e[3] as number) < 60_000), "re-predicted");
+  assert.ok(
+    fresh.every((e: number[]) => Date.now() - (e[3] as number) < 60_000),
+    "re-predicted",
+  );
 
   predictedAgo(file, 10 * 60_000); // --reuse-for 5m lets each live 2.5 to 5 minutes
   const shorter = await sweep(env, dir, ["--reuse-for", "5m"]);
@@ -176,7 +187,10 @@ test("another ML server predicts everything; --full predicts everything and refr
   assert.deepEqual(parseReport(full.stdout).predictions, { made: 7, reused: 0 });
   assert.equal(predictsSince(ml.requests, from), 0);
   const entries = JSON.parse(readFileSync(file, "utf8")).entries;
-  assert.ok(entries.every((e: number[]) => Date.now() - (e[3] as number) < 60_000), "refreshed");
+  assert.ok(
+    entries.every((e: number[]) => Date.now() - (e[3] as number) < 60_000),
+    "refreshed",
+  );
 });
 
 test("a dry run reads what is remembered and changes nothing in the state directory", async (t) => {
@@ -266,4 +280,65 @@ test("shards keep a file each: a file of a run with other shards is never read",
   const recent = entries.filter((e) => Date.now() - (e[3] as number) < 60_000).map((e) => e[0]);
   assert.deepEqual(recent, [3]);
   assert.equal(entries.length, 7);
+});
+
+test("the memory: ML_SERVER's path is part of the question; each entry lives a random half to all of --reuse-for", async (t) => {
+  const dir = tempDir(t, "reuse");
+  const warnings: string[] = [];
+  const state = openStateDir(dir, (w) => warnings.push(w));
+  assert.ok(state);
+  let clock = Date.parse("2026-12-01T12:00:00Z");
+  const hour = 3_600_000;
+  const open = (mlServer: string, extra: Partial<PredictionStoreOptions> = {}) =>
+    predictionStore(
+      state,
+      {
+        patientServer: "http://backend:8000",
+        mlServer,
+        reuseForMs: hour,
+        full: false,
+        dryRun: false,
+        maxBytes: 1024 * 1024,
+        now: () => clock,
+        ...extra,
+      },
+      (w) => warnings.push(w),
+    );
+  const question = (pid: number) => JSON.stringify([{ heart_rate: pid }]);
+  const pids = Array.from({ length: 200 }, (_, i) => i + 1);
+  const first = open("http://ml:8000/model-a");
+  for (const pid of pids) first.remember(pid, question(pid), pid % 2 === 0 ? 1 : 9);
+  assert.equal(first.recall(1, question(2)), undefined, "another question");
+  await first.save();
+
+  const same = open("http://ml:8000/model-a");
+  assert.equal(same.recall(2, question(2)), 1);
+  assert.equal(same.recall(3, question(3)), 9);
+  assert.equal(open("http://ml:8000/model-b").recall(2, question(2)), undefined, "another path");
+  assert.equal(open("http://ml:8000/model-a", { full: true }).recall(2, question(2)), undefined);
+
+  // Just under half the time every entry lives; at the full time none; in between, some.
+  const alive = () => pids.filter((pid) => same.recall(pid, question(pid)) !== undefined).length;
+  clock += hour / 2 - 1;
+  assert.equal(alive(), pids.length);
+  clock += hour / 4;
+  const between = alive();
+  assert.ok(between > 0 && between < pids.length, `some, not all: ${between}`);
+  clock += hour / 4 + 1;
+  assert.equal(alive(), 0);
+  // A clock set back: an entry from the future is not trusted.
+  clock -= 2 * hour;
+  assert.equal(alive(), 0);
+  assert.deepEqual(warnings, []);
+
+  // A run past --reuse-for drops every entry it did not renew.
+  clock += 3 * hour;
+  const later = open("http://ml:8000/model-a");
+  later.remember(7, question(7), 9);
+  await later.save();
+  const file = join(dir, predictionsFileName("http://backend:8000"));
+  assert.deepEqual(
+    JSON.parse(readFileSync(file, "utf8")).entries.map((e: number[]) => e[0]),
+    [7],
+  );
 });
