@@ -99,6 +99,9 @@ test("unchanged vitals reuse every prediction; one new record predicts that pati
   const lines = patientLines(steady.stderr);
   for (const pid of [1, 2, 3, 4, 5, 6, 7]) assert.equal(lines.get(pid)?.reused, true, `pid ${pid}`);
   assert.equal(lines.get(8)?.reused, undefined, "pid 8 has too few vitals: nothing to reuse");
+  const human = await run(["--state-dir", dir], { env });
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^Predictions: 0 made, 7 reused$/m);
   const text = readFileSync(metrics, "utf8");
   assert.match(text, /^ml_scheduler_predictions\{source="ml"\} 0$/m);
   assert.match(text, /^ml_scheduler_predictions\{source="reused"\} 7$/m);
