@@ -20,7 +20,7 @@ import { startMl } from "./stand-ins/ml.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
 
 const isPredict = (r: RecordedRequest) => r.path === "/predict";
-const PREDICTIONS = /^predictions-[0-9a-f]{32}(-shard-\d+-of-\d+)?\.json$/;
+const PREDICTIONS = /^predictions-[0-9a-f]{32}(-shard-\d+-of-\d+)?\.txt$/;
 
 /** Requests to /predict the ML server received from `from` on (the health check is a GET). */
 const predictsSince = (requests: RecordedRequest[], from: number) =>
@@ -59,11 +59,33 @@ function snapshot(dir: string): Map<string, string> {
   return files;
 }
 
+type Entry = [pid: number, fingerprint: string, status: number, at: number];
+
+/** A predictions file: its JSON head line, then one `pid fingerprint status time` line each. */
+function readPredictions(file: string): { head: Record<string, unknown>; entries: Entry[] } {
+  const [head, ...lines] = readFileSync(file, "utf8").trimEnd().split("\n");
+  const entries = lines.map((line) => {
+    const [pid, fp, status, at] = line.split(" ");
+    return [Number(pid), fp, Number(status), Number(at)] as Entry;
+  });
+  return { head: JSON.parse(head ?? ""), entries };
+}
+
+function predictionsText(head: Record<string, unknown>, entries: Entry[]): string {
+  return `${JSON.stringify(head)}\n${entries.map((e) => `${e.join(" ")}\n`).join("")}`;
+}
+
 /** Sets every entry's prediction time to `ago` ms before now (keeping the file 0600). */
 function predictedAgo(file: string, ago: number): void {
-  const doc = JSON.parse(readFileSync(file, "utf8"));
-  for (const entry of doc.entries) entry[3] = Date.now() - ago;
-  writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
+  const { head, entries } = readPredictions(file);
+  for (const entry of entries) entry[3] = Date.now() - ago;
+  writeFileSync(file, predictionsText(head, entries), { mode: 0o600 });
+}
+
+/** The pids whose entry is less than a minute old. */
+function recentPids(file: string): number[] {
+  const { entries } = readPredictions(file);
+  return entries.filter((e) => Date.now() - e[3] < 60_000).map((e) => e[0]);
 }
 
 test("unchanged vitals reuse every prediction; one new record predicts that patient only; a status changed by someone else is written back from the remembered prediction", async (t) => {
@@ -81,12 +103,10 @@ test("unchanged vitals reuse every prediction; one new record predicts that pati
   assert.equal(statSync(file).mode & 0o777, 0o600);
   assert.equal(statSync(join(dir, "prediction-key.json")).mode & 0o777, 0o600);
   // Only pid, fingerprint, status id and time: never a vital.
-  const kept = JSON.parse(readFileSync(file, "utf8"));
-  assert.equal(kept.entries.length, 7);
-  for (const entry of kept.entries) {
-    assert.equal(entry.length, 4);
-    assert.match(entry[1], /^[A-Za-z0-9_-]{22}$/);
-  }
+  const fileLines = readFileSync(file, "utf8").trimEnd().split("\n");
+  assert.equal(fileLines.length, 8, "a head and seven entries");
+  for (const line of fileLines.slice(1))
+    assert.match(line, /^[1-7] [A-Za-z0-9_-]{22} [19] \d{13}$/);
 
   // Nothing changed: no /predict at all, every patient unchanged, each said to be reused.
   const predicted = ml.requests.length;
@@ -151,11 +171,7 @@ test("--reuse-for: an entry lives at least half of it and never longer; 0 turns 
   assert.equal(expired.code, 0, expired.stderr);
   assert.deepEqual(parseReport(expired.stdout).predictions, { made: 7, reused: 0 });
   assert.equal(predictsSince(ml.requests, from), 7);
-  const fresh = JSON.parse(readFileSync(file, "utf8")).entries;
-  assert.ok(
-    fresh.every((e: number[]) => Date.now() - (e[3] as number) < 60_000),
-    "re-predicted",
-  );
+  assert.equal(recentPids(file).length, 7, "re-predicted");
 
   predictedAgo(file, 10 * 60_000); // --reuse-for 5m lets each live 2.5 to 5 minutes
   const shorter = await sweep(env, dir, ["--reuse-for", "5m"]);
@@ -189,11 +205,7 @@ test("another ML server predicts everything; --full predicts everything and refr
   assert.equal(full.code, 0, full.stderr);
   assert.deepEqual(parseReport(full.stdout).predictions, { made: 7, reused: 0 });
   assert.equal(predictsSince(ml.requests, from), 0);
-  const entries = JSON.parse(readFileSync(file, "utf8")).entries;
-  assert.ok(
-    entries.every((e: number[]) => Date.now() - (e[3] as number) < 60_000),
-    "refreshed",
-  );
+  assert.equal(recentPids(file).length, 7, "refreshed");
 });
 
 test("a dry run reads what is remembered and changes nothing in the state directory", async (t) => {
@@ -228,16 +240,20 @@ test("a damaged, foreign or future-versioned file is one warning, and the run pr
   assert.equal((await sweep(env, dir)).code, 0);
   const file = predictionsFile(dir);
   const good = readFileSync(file, "utf8");
-  const doc = JSON.parse(good);
+  const { head, entries } = readPredictions(file);
   const bad: Array<[string, string, RegExp]> = [
     ["garbled", `${good.slice(0, 40)}`, /is not one this version writes/],
-    ["future", JSON.stringify({ ...doc, version: 2 }), /is not one this version writes/],
+    ["future", predictionsText({ ...head, version: 2 }, entries), /is not one this version writes/],
     [
       "status 10 remembered",
-      JSON.stringify({ ...doc, entries: [[1, doc.entries[0][1], 10, Date.now()]] }),
+      predictionsText(head, [[1, entries[0]?.[1] ?? "", 10, Date.now()]]),
       /is damaged: ignored/,
     ],
-    ["another backend", JSON.stringify({ ...doc, origin: "http://elsewhere" }), /another backend/],
+    [
+      "another backend",
+      predictionsText({ ...head, origin: "http://elsewhere" }, entries),
+      /another backend/,
+    ],
   ];
   for (const [what, text, warning] of bad) {
     writeFileSync(file, text, { mode: 0o600 });
@@ -247,7 +263,7 @@ test("a damaged, foreign or future-versioned file is one warning, and the run pr
     const warnings = res.stderr.split("\n").filter((l) => l.includes(file));
     assert.equal(warnings.length, 1, `${what}: one warning: ${warnings}`);
     assert.match(warnings[0] ?? "", warning, what);
-    assert.equal(JSON.parse(readFileSync(file, "utf8")).entries.length, 7, `${what}: rewritten`);
+    assert.equal(readPredictions(file).entries.length, 7, `${what}: rewritten`);
   }
 });
 
@@ -279,10 +295,8 @@ test("shards keep a file each: a file of a run with other shards is never read",
   predictedAgo(file, 60_000);
   const one = await sweep(env, dir, ["--patient", "3", "--full"]);
   assert.deepEqual(parseReport(one.stdout).predictions, { made: 1, reused: 0 });
-  const entries = JSON.parse(readFileSync(file, "utf8")).entries as number[][];
-  const recent = entries.filter((e) => Date.now() - (e[3] as number) < 60_000).map((e) => e[0]);
-  assert.deepEqual(recent, [3]);
-  assert.equal(entries.length, 7);
+  assert.deepEqual(recentPids(file), [3]);
+  assert.equal(readPredictions(file).entries.length, 7);
 });
 
 test("the memory: ML_SERVER's path is part of the question; each entry lives a random half to all of --reuse-for", async (t) => {
@@ -341,7 +355,7 @@ test("the memory: ML_SERVER's path is part of the question; each entry lives a r
   await later.save();
   const file = join(dir, predictionsFileName("http://backend:8000"));
   assert.deepEqual(
-    JSON.parse(readFileSync(file, "utf8")).entries.map((e: number[]) => e[0]),
+    readPredictions(file).entries.map((e) => e[0]),
     [7],
   );
 });

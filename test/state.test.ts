@@ -30,7 +30,7 @@ const OFFSET_FILE = /^offset-[0-9a-f]{32}\.json$/;
 const mode = (path: string) => statSync(path).mode & 0o777;
 
 /** The prediction memory's files (test/reuse.test.ts studies them). */
-const PREDICTION_FILES = /^(prediction-key|predictions-[0-9a-f]{32})\.json$/;
+const PREDICTION_FILES = /^(prediction-key\.json|predictions-[0-9a-f]{32}\.txt)$/;
 
 /** The state directory's files by kind; fails on anything else (a temp file left behind). */
 function stateFiles(dir: string): { token: string; offset: string } {

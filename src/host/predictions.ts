@@ -19,22 +19,24 @@ import { keyOf, type StateDir } from "./state.ts";
 const KEY_FILE = "prediction-key.json";
 const KeyFile = z.object({ version: z.literal(1), key: z.string().regex(/^[0-9a-f]{64}$/) });
 
-/** Version 1; a later version is ignored with a warning (state.read says so). */
-const PredictionsFile = z.object({
+/**
+ * The file's first line (JSON); one line per entry follows: `<pid> <fingerprint> <status id>
+ * <epoch ms predicted>`, the fingerprint in base64url. Lines, not one JSON document: 100,000
+ * entries are read without 100,000 parsed arrays. Version 1; another is ignored with a warning.
+ */
+const Head = z.object({
   version: z.literal(1),
   origin: z.string(),
   /** `i/n`, or null for a run without shards. */
   shard: z.string().nullable(),
   /** Names the key the fingerprints were made with: another key's cannot match. */
   keyId: z.string(),
-  /** `[pid, fingerprint, status id, epoch ms predicted]`, checked one by one. */
-  entries: z.array(z.unknown()),
 });
+type Head = z.infer<typeof Head>;
 
-/** 128 bits of the HMAC, base64url. */
-const FINGERPRINT = /^[A-Za-z0-9_-]{22}$/;
-
-type Entry = [pid: number, fingerprint: string, status: number, at: number];
+/** Bytes of the HMAC kept: 128 bits. */
+const FP_BYTES = 16;
+const ENTRY = /^([1-9]\d{0,15}) ([A-Za-z0-9_-]{22}) ([19]) (\d{1,16})$/;
 
 export interface PredictionStoreOptions {
   /** PATIENT_SERVER: its origin names the file (pids are that backend's). */
@@ -62,7 +64,7 @@ export interface PredictionStore extends PredictionMemory {
 /** The file of this backend and shard: shards keep one file each, so parallel shards never mix. */
 export function predictionsFileName(patientServer: string, shard?: Shard): string {
   const part = shard ? `-shard-${shard.index}-of-${shard.count}` : "";
-  return `predictions-${keyOf(new URL(patientServer).origin)}${part}.json`;
+  return `predictions-${keyOf(new URL(patientServer).origin)}${part}.txt`;
 }
 
 /** The prediction memory of this state directory, read now; see PredictionStoreOptions. */
@@ -80,22 +82,25 @@ export function predictionStore(
   const keyId = key
     ? createHmac("sha256", key).update("key id").digest("base64url").slice(0, 8)
     : "";
-  const entries = new Map<number, Entry>();
+  const entries = new Entries();
   /** Whether the file must be written: something new, dropped or not to be kept. */
   let changed = false;
 
-  if (key) {
-    const kept = state.read(name, PredictionsFile, options.maxBytes);
-    if (kept === undefined) {
-      // Absent, or ignored with its warning: a file there is replaced by this run's.
-    } else if (kept.origin !== origin || kept.shard !== shard || kept.keyId !== keyId) {
+  const text = key ? state.readText(name, options.maxBytes) : undefined;
+  if (text !== undefined) {
+    changed = true; // unless it loads: then only what changes
+    const newline = text.indexOf("\n");
+    const head = parseHead(newline === -1 ? text : text.slice(0, newline));
+    if (head === undefined) {
+      warn(`State file ${file} is not one this version writes (version 1): ignored.`);
+    } else if (head.origin !== origin || head.shard !== shard || head.keyId !== keyId) {
       // A key just made cannot have made any file's fingerprints: not worth a second warning.
       if (!made) warn(`State file ${file} was written for another backend, shard or key: ignored.`);
-      changed = true;
-    } else if (!load(kept.entries, entries)) {
+    } else if (!entries.load(text, newline + 1)) {
       warn(`State file ${file} is damaged: ignored; this run predicts every patient.`);
       entries.clear();
-      changed = true;
+    } else {
+      changed = false;
     }
   }
 
@@ -105,80 +110,149 @@ export function predictionStore(
       .update("\0")
       .update(question)
       .digest()
-      .subarray(0, 16)
-      .toString("base64url");
+      .subarray(0, FP_BYTES);
   /** A random half to all of --reuse-for, the same for the same fingerprint (the HMAC is random). */
-  const lifetime = (fp: string) =>
-    options.reuseForMs * (0.5 + Buffer.from(fp, "base64url").readUInt32BE(0) / 2 ** 33);
+  const lifetime = (fp: Buffer) => options.reuseForMs * (0.5 + fp.readUInt32BE(0) / 2 ** 33);
 
   return {
     recall(pid, question) {
       if (!key || options.full) return undefined;
-      const entry = entries.get(pid);
-      if (!entry) return undefined;
+      const slot = entries.slot(pid);
+      if (slot === undefined) return undefined;
       const fp = fingerprint(question);
-      const age = now() - entry[3];
+      const age = now() - entries.at(slot);
       // An entry from the future (a clock set back) is not trusted.
-      return entry[1] === fp && age >= 0 && age < lifetime(fp) ? entry[2] : undefined;
+      return entries.matches(slot, fp) && age >= 0 && age < lifetime(fp)
+        ? entries.status(slot)
+        : undefined;
     },
     remember(pid, question, status) {
       if (!key || !isPredicted(status)) return;
-      entries.set(pid, [pid, fingerprint(question), status, now()]);
+      entries.set(pid, fingerprint(question), status, now());
       changed = true;
     },
     async save() {
       if (!key || options.dryRun) return;
       // Entries no run may reuse any more go: patients not seen for --reuse-for leave the file.
       const at = now();
-      for (const [pid, entry] of entries) {
-        if (at - entry[3] >= options.reuseForMs || entry[3] > at) {
-          entries.delete(pid);
-          changed = true;
-        }
+      if (entries.drop((predicted) => at - predicted >= options.reuseForMs || predicted > at)) {
+        changed = true;
       }
       if (!changed) return;
-      const head = { version: 1, origin, shard, keyId } satisfies Omit<
-        z.infer<typeof PredictionsFile>,
-        "entries"
-      >;
-      await state.writeText(name, pieces(JSON.stringify(head).slice(0, -1), entries));
+      const head: Head = { version: 1, origin, shard, keyId };
+      await state.writeText(name, entries.lines(`${JSON.stringify(head)}\n`));
     },
   };
 }
 
-/** The file's text in pieces of about 64 KiB: 100,000 entries are never one string. */
-function* pieces(head: string, entries: Map<number, Entry>): Generator<string> {
-  let piece = `${head},"entries":[`;
-  let first = true;
-  for (const entry of entries.values()) {
-    piece += `${first ? "" : ","}${JSON.stringify(entry)}`;
-    first = false;
-    if (piece.length >= 64 * 1024) {
-      yield piece;
-      piece = "";
-    }
+function parseHead(line: string): Head | undefined {
+  try {
+    return Head.safeParse(JSON.parse(line)).data;
+  } catch {
+    return undefined;
   }
-  yield `${piece}]}\n`;
 }
 
-/** Fills `into` with the file's entries; false when any is not one this version writes. */
-function load(raw: unknown[], into: Map<number, Entry>): boolean {
-  for (const item of raw) {
-    if (!Array.isArray(item) || item.length !== 4) return false;
-    const [pid, fp, status, at] = item as unknown[];
-    const valid =
-      Number.isSafeInteger(pid) &&
-      (pid as number) > 0 &&
-      typeof fp === "string" &&
-      FINGERPRINT.test(fp) &&
-      isPredicted(status) &&
-      Number.isSafeInteger(at) &&
-      (at as number) >= 0 &&
-      !into.has(pid as number);
-    if (!valid) return false;
-    into.set(pid as number, item as Entry);
+/**
+ * The entries, compact: 100,000 of them as arrays of a pid, a string and two numbers would take
+ * ~18 MB of a capped heap; here a Map from pid to a slot (small integers) and typed arrays.
+ */
+class Entries {
+  #slots = new Map<number, number>();
+  #size = 0;
+  #fps = new Uint8Array(0);
+  #statuses = new Uint8Array(0);
+  #ats = new Float64Array(0);
+
+  slot(pid: number): number | undefined {
+    return this.#slots.get(pid);
   }
-  return true;
+  at(slot: number): number {
+    return this.#ats[slot] ?? Number.NaN;
+  }
+  status(slot: number): number | undefined {
+    return this.#statuses[slot];
+  }
+  matches(slot: number, fp: Uint8Array): boolean {
+    const kept = this.#fps.subarray(slot * FP_BYTES, (slot + 1) * FP_BYTES);
+    return Buffer.compare(kept, fp) === 0;
+  }
+
+  set(pid: number, fp: Uint8Array, status: number, at: number): void {
+    let slot = this.#slots.get(pid);
+    if (slot === undefined) {
+      slot = this.#size++;
+      this.#grow(this.#size);
+      this.#slots.set(pid, slot);
+    }
+    this.#fps.set(fp, slot * FP_BYTES);
+    this.#statuses[slot] = status;
+    this.#ats[slot] = at;
+  }
+
+  /** Drops the entries whose time `expired` says; whether any was. */
+  drop(expired: (at: number) => boolean): boolean {
+    let dropped = false;
+    for (const [pid, slot] of this.#slots) {
+      if (expired(this.#ats[slot] ?? 0)) {
+        this.#slots.delete(pid);
+        dropped = true;
+      }
+    }
+    return dropped;
+  }
+
+  clear(): void {
+    this.#slots.clear();
+    this.#size = 0;
+  }
+
+  /** Reads the entry lines of `text` from `from`; false at the first that is not valid. */
+  load(text: string, from: number): boolean {
+    let start = from;
+    while (start > 0 && start < text.length) {
+      const end = text.indexOf("\n", start);
+      const line = text.slice(start, end === -1 ? text.length : end);
+      start = end === -1 ? text.length : end + 1;
+      const match = ENTRY.exec(line);
+      if (!match) return false;
+      const [, pid, fp, status, at] = match.map(String);
+      const fingerprint = Buffer.from(fp as string, "base64url");
+      if (this.#slots.has(Number(pid)) || fingerprint.length !== FP_BYTES) return false;
+      if (!Number.isSafeInteger(Number(pid)) || !Number.isSafeInteger(Number(at))) return false;
+      this.set(Number(pid), fingerprint, Number(status), Number(at));
+    }
+    return true;
+  }
+
+  /** The file's text after `head`, in pieces of about 64 KiB: never one string. */
+  *lines(head: string): Generator<string> {
+    let piece = head;
+    for (const [pid, slot] of this.#slots) {
+      const fp = Buffer.from(this.#fps.buffer, slot * FP_BYTES, FP_BYTES).toString("base64url");
+      piece += `${pid} ${fp} ${this.#statuses[slot]} ${this.#ats[slot]}\n`;
+      if (piece.length >= 64 * 1024) {
+        yield piece;
+        piece = "";
+      }
+    }
+    yield piece;
+  }
+
+  /** Room for `size` entries, doubling. */
+  #grow(size: number): void {
+    if (size <= this.#statuses.length) return;
+    const capacity = Math.max(1024, this.#statuses.length * 2);
+    const fps = new Uint8Array(capacity * FP_BYTES);
+    fps.set(this.#fps);
+    const statuses = new Uint8Array(capacity);
+    statuses.set(this.#statuses);
+    const ats = new Float64Array(capacity);
+    ats.set(this.#ats);
+    this.#fps = fps;
+    this.#statuses = statuses;
+    this.#ats = ats;
+  }
 }
 
 /** A status the ML server can answer today (as validated on the wire): 1 Alert or 9 Normal. */

@@ -1,8 +1,8 @@
 /**
  * `--state-dir <dir>`: what one run leaves the next. One small versioned JSON file per concern:
  * `token-<key>.json` (the login's token) and `offset-<key>.json` (where the next run starts the
- * patient list), keyed by a hash of the backend's origin (and the username); the ROADMAP's
- * incremental sweeps will add theirs the same way. Best effort throughout: a directory or file
+ * patient list), keyed by a hash of the backend's origin (and the username); the incremental
+ * sweeps' remembered predictions (host/predictions.ts) live beside them. Best effort throughout: a directory or file
  * that cannot be read or written is one warning and the run goes on as without it. A file is
  * trusted only if it is a regular file of this user's, closed to group and others (0600), and
  * within a size bound; it is written to a fresh 0600 file and renamed into place, so a reader
@@ -26,7 +26,7 @@ import { z } from "zod";
 import { writeFileAtomic } from "./atomic-write.ts";
 import { readBounded } from "./read-file.ts";
 
-/** A state file holds a few values; the incremental sweeps' fingerprints will pass their own. */
+/** A state file holds a few values; the predictions file passes a bound of its own. */
 const MAX_BYTES = 64 * 1024;
 /** The permission bits of group and others: a state file must have none. */
 const OPEN_TO_OTHERS = 0o077;
@@ -35,6 +35,8 @@ export interface StateDir {
   readonly path: string;
   /** The file's value, or undefined when it is absent or not to be trusted (with a warning). */
   read<T>(name: string, schema: z.ZodType<T>, maxBytes?: number): T | undefined;
+  /** The file's text, or undefined when it is absent or not to be trusted (with a warning). */
+  readText(name: string, maxBytes: number): string | undefined;
   /** Replaces the file atomically, mode 0600; false (with a warning) when it cannot. */
   write(name: string, value: unknown): boolean;
   /**
@@ -81,6 +83,7 @@ export function openStateDir(path: string, warn: Warn): StateDir | undefined {
       }
       return parsed.data;
     },
+    readText: (name, maxBytes) => readOwnFile(join(path, name), maxBytes, warn),
     write: (name, value) => {
       const file = join(path, name);
       try {
