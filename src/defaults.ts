@@ -33,6 +33,11 @@ export const DEFAULTS = {
    * side channel costs the run about 6.5 s.
    */
   notifyTimeoutMs: 3_000,
+  /**
+   * `--reuse-for`: a remembered prediction is reused for a random half to all of this, so a new
+   * model behind the same URL takes effect within it.
+   */
+  reuseForMs: 3_600_000,
 } as const;
 
 /** Upper bounds of inputs: past them a value is refused (exit 2 or 3), never silently misread. */
@@ -78,6 +83,8 @@ export const LIMITS = {
    * is parsed to say what it is), never kept whole.
    */
   notArrayChars: 1024,
+  /** `--reuse-for` and `--max-vitals-age`: 30 days; past that, neither means anything. */
+  ageSeconds: 30 * 86_400,
   /** Shards of one sweep (`--shard i/n`, `--shards n`): each is a pod logging in to the backend. */
   shards: 1_024,
 } as const;

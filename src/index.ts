@@ -4,11 +4,13 @@
  */
 export { DEFAULTS, resolveConfig } from "./config/settings.ts";
 export type { SweepEvent } from "./core/events.ts";
+export type { PredictionMemory } from "./core/patient.ts";
 export {
   buildReport,
   type Counts,
   type Outcome,
   type PatientResult,
+  type Predictions,
   type Report,
   type Stage,
 } from "./core/report.ts";

@@ -48,7 +48,8 @@ test("--json prints exactly one JSON document whose counts add up", async (t) =>
   const res = await run(["--json"], { env });
   assert.equal(res.code, 0, res.stderr);
   const report = parseReport(res.stdout);
-  assert.equal(report.version, 1);
+  assert.equal(report.version, 2);
+  assert.deepEqual(report.predictions, { made: 7, reused: 0 });
   assert.match(
     report.runId,
     /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,

@@ -109,7 +109,7 @@ test("the schema names every error code and every patient reason", () => {
 
 test("the validator and the schema refuse what a report must not hold", () => {
   const good = {
-    version: 1,
+    version: 2,
     runId: "3f0c6e1a-2b7d-4a57-9c3e-1d2f3a4b5c6d",
     startedAt: "2026-11-27T10:00:00.000Z",
     finishedAt: "2026-11-27T10:00:00.412Z",
@@ -131,6 +131,7 @@ test("the validator and the schema refuse what a report must not hold", () => {
       interrupted: 0,
       not_started: 0,
     },
+    predictions: { made: 0, reused: 0 },
     patients: [
       {
         pid: 2,

@@ -21,6 +21,7 @@ const FAMILIES = [
   "ml_scheduler_run_duration_seconds",
   "ml_scheduler_exit_code",
   "ml_scheduler_patients",
+  "ml_scheduler_predictions",
   "ml_scheduler_concurrency",
   "ml_scheduler_requests",
 ];
@@ -125,6 +126,9 @@ test("the metrics file is Prometheus text describing the last run, a failed pati
     assert.equal(m.one("ml_scheduler_patients", { outcome }), count, outcome);
   }
   assert.equal(m.one("ml_scheduler_exit_code"), 1);
+  // Without --state-dir, every status is the ML server's (reuse: test/reuse.test.ts).
+  assert.equal(m.one("ml_scheduler_predictions", { source: "ml" }), 6);
+  assert.equal(m.one("ml_scheduler_predictions", { source: "reused" }), 0);
   assert.equal(m.one("ml_scheduler_concurrency"), 4, "the fixed --concurrency");
   const lastRun = m.one("ml_scheduler_last_run_timestamp_seconds");
   assert.ok(lastRun >= before - 1 && lastRun <= after + 1, "last run is this run's end");
@@ -138,7 +142,11 @@ test("the metrics file is Prometheus text describing the last run, a failed pati
   assert.equal(requests("ml", "2xx"), ml.requests.length);
   for (const c of ["3xx", "4xx", "none"]) assert.equal(requests("backend", c), 0, c);
   const labels = new Set(m.samples.flatMap((s) => Object.keys(s.labels)));
-  assert.deepEqual([...labels].toSorted(), ["class", "outcome", "service"], "no per-patient label");
+  assert.deepEqual(
+    [...labels].toSorted(),
+    ["class", "outcome", "service", "source"],
+    "no per-patient label",
+  );
   assertClean(text, res.stderr);
   assertOnly(dir, ["ml_scheduler.prom"]);
 });

@@ -6,7 +6,7 @@
  * asserts a timing. `--quick` (or BENCH_QUICK=1) runs tiny sizes once, to prove the table comes out.
  */
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin", "ml-scheduler.js");
 const CLIENT = fileURLToPath(new URL("client.ts", import.meta.url));
 
-const SECTIONS = ["efficiency", "cpu", "memory", "start", "pacing"] as const;
+const SECTIONS = ["efficiency", "cpu", "memory", "start", "pacing", "reuse"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Plan {
@@ -38,6 +38,8 @@ interface Plan {
   startRuns: number;
   /** Patients of each pacing run, the fixed concurrencies it compares auto with, their latency. */
   pacing: { patients: number; fixed: number[]; backendMs: number; mlMs: number };
+  /** Patients of the steady sweeps with and without reuse (issue 15). */
+  reusePatients: number;
   /** Unmeasured runs first (the stand-ins' JIT, the page cache). */
   warmUp: boolean;
 }
@@ -51,6 +53,7 @@ const FULL: Plan = {
   bigPatients: 100_000,
   startRuns: 5,
   pacing: { patients: 1000, fixed: [8, 12, 16, 24, 32], backendMs: 50, mlMs: 10 },
+  reusePatients: 500,
   warmUp: true,
 };
 const QUICK: Plan = {
@@ -62,6 +65,7 @@ const QUICK: Plan = {
   bigPatients: 200,
   startRuns: 1,
   pacing: { patients: 40, fixed: [8, 16], backendMs: 5, mlMs: 1 },
+  reusePatients: 40,
   warmUp: false,
 };
 
@@ -115,6 +119,8 @@ interface SweepSpec {
   /** The minimal client instead of the tool. */
   client?: boolean;
   bin?: string;
+  /** More arguments of the tool. */
+  args?: string[];
 }
 
 interface SweepRun extends Launched {
@@ -136,7 +142,7 @@ async function sweep(spec: SweepSpec): Promise<SweepRun> {
     if (spec.nodeOptions !== undefined) env.NODE_OPTIONS = spec.nodeOptions;
     const command = spec.client
       ? [process.execPath, CLIENT]
-      : [process.execPath, "--", spec.bin ?? BIN, "--json"];
+      : [process.execPath, "--", spec.bin ?? BIN, "--json", ...(spec.args ?? [])];
     const run = await launch({
       command,
       env,
@@ -398,6 +404,97 @@ async function measurePacing(plan: Plan, values: Values): Promise<string> {
   return `pacing (issue 10): a backend of ${PACING_CAPACITY} workers of ${backendMs} ms each that queues requests above ${PACING_CAPACITY} in flight and answers 429 above ${2 * PACING_CAPACITY}, ML server ${mlMs} ms, ${patients} patients; every fixed concurrency and auto in turn each round; best fixed = the concurrency with the highest median throughput (patients/s: ${medians}), here ${best}; throughput = patients written or unchanged / (first request to exit); auto / best fixed is taken round by round; 429s = the backend's capacity 429s over every request both services received.`;
 }
 
+/** The concurrency of the steady sweeps (issue 15). */
+const REUSE_CONCURRENCY = 8;
+
+/**
+ * Steady sweeps of one set of patients with one state directory: the first predicts and writes,
+ * then one without reuse (`--reuse-for 0`) and one with it, each counted and timed (spawn to exit).
+ */
+async function measureReuse(plan: Plan, values: Values): Promise<string> {
+  const patients = plan.reusePatients;
+  for (let round = 1; round <= plan.runs; round++) {
+    say(`reuse, ${patients} patients, steady sweeps with and without, run ${round}/${plan.runs}`);
+    const hosted = await host({ patients, backendMs: BACKEND_MS, mlMs: ML_MS });
+    const state = mkdtempSync(join(scratch, "state-"));
+    try {
+      const sweepOnce = async (what: string, args: string[]) => {
+        const before = hosted.counts();
+        hosted.restart();
+        const run = await launch({
+          command: [process.execPath, "--", BIN, "--json", ...args],
+          env: { ...baseEnv(), ...hosted.env },
+          cwd: work,
+          timeoutMs: 60_000 + patients * 100,
+        });
+        const report = reportOf(run.stdout);
+        if (run.code !== 0 || report?.counts.failed !== 0) {
+          throw new Error(`reuse, ${what}: exit ${run.code ?? run.signal}`);
+        }
+        const after = hosted.counts();
+        return {
+          requests: after.backend - before.backend + after.ml - before.ml,
+          ms: run.exitedAt - run.spawnedAt,
+          sweepMs: run.exitedAt - (hosted.firstRequestAt() ?? run.spawnedAt),
+          made: report.predictions.made,
+        };
+      };
+      const common = ["--concurrency", String(REUSE_CONCURRENCY), "--state-dir", state];
+      await sweepOnce("the first sweep", common);
+      const plain = await sweepOnce("without reuse", [...common, "--reuse-for", "0"]);
+      const reused = await sweepOnce("with reuse", common);
+      push(values, "reuseRequestsPlain", plain.requests);
+      push(values, "reuseRequests", reused.requests);
+      push(values, "reusePredictions", reused.made);
+      push(values, "reuseWallPlain", plain.ms);
+      push(values, "reuseWall", reused.ms);
+      push(values, "reuseRatio", reused.ms / plain.ms);
+      push(values, "reuseSweepPlain", plain.sweepMs);
+      push(values, "reuseSweep", reused.sweepMs);
+      push(values, "reuseSweepRatio", reused.sweepMs / plain.sweepMs);
+    } finally {
+      await hosted.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  }
+  const big = plan.bigPatients;
+  for (let round = 1; round <= plan.runs; round++) {
+    say(`reuse, ${big} patients, NODE_OPTIONS=${HEAP_CAP}, two sweeps, run ${round}/${plan.runs}`);
+    const state = mkdtempSync(join(scratch, "state-"));
+    try {
+      let peak = 0;
+      for (const what of ["first", "second"]) {
+        const run = await sweep({
+          patients: big,
+          rusage: true,
+          bin: installed(),
+          nodeOptions: HEAP_CAP,
+          args: ["--state-dir", state],
+          what: `ml-scheduler with reuse, ${what} sweep`,
+        });
+        peak = Math.max(peak, run.maxRssKiB ?? 0);
+      }
+      if (hasGnuTime) push(values, "reuseRss", (peak * 1024) / 1e6);
+      const file = readdirSync(state).find((n) => n.startsWith("predictions-"));
+      if (file) push(values, "reuseFile", statSync(join(state, file)).size / 1e6);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  }
+  return `reuse (issue 15): steady sweeps of ${patients} patients at --concurrency ${REUSE_CONCURRENCY}, backend ${BACKEND_MS} ms and ML server ${ML_MS} ms per request, one --state-dir: a first sweep predicts and writes, then one with --reuse-for 0 and one with reuse; requests = what both stand-ins received in that sweep; times from spawn to exit (the start included, as cron sees it) and from the first request to exit (the start is the start section's), ratios taken run by run. Memory: ${big.toLocaleString("en-US")} patients, instant services, the installed package under NODE_OPTIONS=${HEAP_CAP}, two sweeps with one state directory (the second reads the first's file and reuses every prediction); peak RSS = the higher of the two (ru_maxrss), file = the predictions file after them, MB = 10^6 bytes.`;
+}
+
+/** The report's counts and predictions, or undefined when stdout is not one. */
+function reportOf(
+  stdout: string,
+): { counts: { failed: number }; predictions: { made: number } } | undefined {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+}
+
 function buildRows(values: Values, why: Partial<Record<RowKey, string>>): Row[] {
   const row = (key: RowKey, unit: string, digits: number, extra: Partial<Row> = {}): Row => ({
     key,
@@ -441,6 +538,17 @@ function buildRows(values: Values, why: Partial<Record<RowKey, string>>): Row[] 
     row("pacingAuto", "patients/s", 1),
     row("pacingRatio", "x", 2, { target: { op: ">=", limit: 0.85 } }),
     row("pacing429", "%", 2, { target: { op: "<=", limit: 1 } }),
+    row("reuseRequestsPlain", "", 0),
+    row("reuseRequests", "", 0),
+    row("reusePredictions", "", 0, { target: { op: "<=", limit: 0 } }),
+    row("reuseWallPlain", "ms", 0),
+    row("reuseWall", "ms", 0),
+    row("reuseRatio", "x", 2, { target: { op: "<=", limit: 0.6 } }),
+    row("reuseSweepPlain", "ms", 0),
+    row("reuseSweep", "ms", 0),
+    row("reuseSweepRatio", "x", 2),
+    row("reuseFile", "MB", 2),
+    row("reuseRss", "MB", 0, { target: { op: "<=", limit: 200 } }),
   ];
 }
 
@@ -460,8 +568,27 @@ const SECTION_ROWS: Record<Section, RowKey[]> = {
     "helpRatioCheckout",
   ],
   pacing: ["pacingBest", "pacingAuto", "pacingRatio", "pacing429"],
+  reuse: [
+    "reuseRequestsPlain",
+    "reuseRequests",
+    "reusePredictions",
+    "reuseWallPlain",
+    "reuseWall",
+    "reuseRatio",
+    "reuseSweepPlain",
+    "reuseSweep",
+    "reuseSweepRatio",
+    "reuseFile",
+    "reuseRss",
+  ],
 };
-const RUSAGE_ROWS: RowKey[] = ["cpuTool", "cpuClient", "cpuRatio", ...SECTION_ROWS.memory];
+const RUSAGE_ROWS: RowKey[] = [
+  "cpuTool",
+  "cpuClient",
+  "cpuRatio",
+  ...SECTION_ROWS.memory,
+  "reuseRss",
+];
 
 function parse(): { plan: Plan; only: Section[] } {
   const { values } = parseArgs({
@@ -510,6 +637,7 @@ async function main(): Promise<number> {
       memory: measureMemory,
       start: measureStart,
       pacing: measurePacing,
+      reuse: measureReuse,
     };
     for (const section of SECTIONS) {
       if (only.includes(section)) notes.push(await steps[section](plan, values));

@@ -33,6 +33,8 @@ export interface Hosted {
   firstRequestAt(): number | undefined;
   /** performance.now() when the first patient request (fetchVitals) arrived. */
   firstVitalsAt(): number | undefined;
+  /** Forgets the first request and the first patient request: the next run's are noted anew. */
+  restart(): void;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,10 @@ export async function host(options: HostedOptions): Promise<Hosted> {
     overloaded: () => backend.overloaded,
     firstRequestAt: () => firstRequest,
     firstVitalsAt: () => firstVitals,
+    restart: () => {
+      firstRequest = undefined;
+      firstVitals = undefined;
+    },
     close: async () => {
       clearInterval(drain);
       forget(backend, ml);

@@ -35,6 +35,17 @@ export const ROWS = {
   pacingAuto: "--concurrency auto, capacity-limited backend",
   pacingRatio: "auto / best fixed concurrency",
   pacing429: "auto's requests answered 429",
+  reuseRequestsPlain: "steady sweep without reuse: requests",
+  reuseRequests: "steady sweep with reuse: requests",
+  reusePredictions: "steady sweep with reuse: predictions made",
+  reuseWallPlain: "steady sweep without reuse: spawn to exit",
+  reuseWall: "steady sweep with reuse: spawn to exit",
+  reuseRatio: "steady sweep spawn to exit, with / without reuse",
+  reuseSweepPlain: "steady sweep without reuse: first request to exit",
+  reuseSweep: "steady sweep with reuse: first request to exit",
+  reuseSweepRatio: "steady sweep first request to exit, with / without reuse",
+  reuseFile: "predictions file at the memory runs' size",
+  reuseRss: "peak RSS with reuse under the 128 MB heap cap",
 } as const;
 
 export type RowKey = keyof typeof ROWS;

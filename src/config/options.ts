@@ -204,9 +204,32 @@ export const OPTIONS = {
   stateDir: {
     flags: "--state-dir <dir>",
     description:
-      "keep the login's token and where to start the patient list here between runs (created 0700)",
+      "keep the login's token, where to start the patient list and the predictions made here between runs (created 0700)",
     scope: "sweep",
     env: "STATE_DIRECTORY",
+  },
+  reuseFor: {
+    flags: "--reuse-for <duration>",
+    description:
+      "with --state-dir, reuse a prediction made for exactly the same vital records for a random half to all of this (a bare number is seconds; or 30m, 1h); 0 turns reuse off",
+    scope: "sweep",
+    env: "REUSE_FOR",
+    rule: RULES.reuseFor,
+    default: DEFAULTS.reuseForMs,
+  },
+  full: {
+    flags: "--full",
+    description:
+      "ask the ML server for every patient, reusing no prediction (and remember the new ones)",
+    scope: "sweep",
+  },
+  maxVitalsAge: {
+    flags: "--max-vitals-age <duration>",
+    description:
+      "skip a patient whose newest vital record is older than this (stale_vitals; a bare number is seconds; or 30m, 1h); needs vitals with timestamps: without them every patient fails (no_vitals_timestamp)",
+    scope: "global",
+    env: "MAX_VITALS_AGE",
+    rule: RULES.maxAge,
   },
 } as const satisfies Record<string, OptionSpec>;
 

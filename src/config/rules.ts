@@ -52,6 +52,20 @@ function duration(unit: "ms" | "s", max: number, rule: string) {
   });
 }
 
+/**
+ * A duration in seconds by `rule`, as milliseconds; with `zero`, also `0` (in any unit) for off.
+ * `message` replaces the rule's own.
+ */
+function orZero(rule: z.ZodType<number, string>, message: string, zero = true) {
+  return z.string().transform((v, ctx) => {
+    if (zero && /^0+(?:\.0+)?(?:ms|s|m|h)?$/.test(v)) return 0;
+    const parsed = rule.safeParse(v);
+    if (parsed.success) return Math.round(parsed.data * 1_000);
+    ctx.addIssue({ code: "custom", message });
+    return z.NEVER;
+  });
+}
+
 /** How a duration rule's message ends: what a bare number means, and the units. */
 const units = (bare: string) => `a bare number is ${bare}, or give a unit: 500ms, 10s, 4m, 1h`;
 
@@ -161,6 +175,17 @@ export const RULES = {
   }),
   logFormat: z.enum(["human", "json"], { error: "must be human or json" }),
   pingUrl: PING_URL_RULE,
+  /** `--reuse-for`: how long a remembered prediction may be reused, in ms; `0` is off. */
+  reuseFor: orZero(
+    duration("s", LIMITS.ageSeconds, ""),
+    `must be 0 (off) or a duration greater than 0, at most ${LIMITS.ageSeconds / 86_400} days; ${units("seconds")}`,
+  ),
+  /** `--max-vitals-age`: the oldest a patient's newest vital record may be, in ms. */
+  maxAge: orZero(
+    duration("s", LIMITS.ageSeconds, ""),
+    `must be a duration greater than 0, at most ${LIMITS.ageSeconds / 86_400} days; ${units("seconds")}`,
+    false,
+  ),
 } as const satisfies Record<string, z.ZodType<unknown, string>>;
 
 /**

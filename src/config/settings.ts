@@ -108,6 +108,7 @@ export function resolveRun(input: ConfigInput): RunSettings {
       maxFailures: o.maxFailures,
       deadlineSeconds: o.deadline,
       graceSeconds: o.grace,
+      maxVitalsAgeMs: o.maxVitalsAge,
     },
   };
 }

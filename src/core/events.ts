@@ -11,8 +11,11 @@ import type { PatientResult } from "./report.ts";
 export type SweepEvent =
   /** The patient list is known: this many patients (rejected records included) will be reported. */
   | { type: "run_started"; patients: number }
-  /** One patient's handling ended; `durationMs` is 0 for a patient that never started. */
-  | { type: "patient_done"; result: PatientResult; durationMs: number }
+  /**
+   * One patient's handling ended; `durationMs` is 0 for a patient that never started. `reused`:
+   * its status came from a remembered prediction, not from the ML server.
+   */
+  | { type: "patient_done"; result: PatientResult; durationMs: number; reused?: boolean }
   /** One request to a service ended, after its retries. */
   | ({ type: "request_done" } & RequestRecord)
   /**

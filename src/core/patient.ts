@@ -6,17 +6,38 @@
 import { AuthError, SchedulerError } from "../errors.ts";
 import type { BackendClient } from "../services/backend.ts";
 import { RequestFailure, type Service } from "../services/http.ts";
-import type { MlClient } from "../services/ml.ts";
-import type { Patient } from "../services/schemas.ts";
-import type { PatientResult, Stage } from "./report.ts";
+import { type MlClient, predictBody } from "../services/ml.ts";
+import { type Patient, timestampMs, type Vital } from "../services/schemas.ts";
+import type { PatientResult, Reason, Stage } from "./report.ts";
 
 /** A prediction needs exactly this many records, newest first. */
 export const VITALS_NEEDED = 5;
+
+/** How far a vital record's timestamp may lie ahead of this clock before it is invalid data. */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * What earlier runs predicted (incremental sweeps), as the sweep sees it: a plain interface, so
+ * that the core stays pure; host/predictions.ts keeps it in the state directory. `question` is
+ * exactly the body sent to `/predict` (JSON text).
+ */
+export interface PredictionMemory {
+  /** The status remembered for this patient and question, when it may be reused now. */
+  recall(pid: number, question: string): number | undefined;
+  /** The ML server's answer to this question, just made. */
+  remember(pid: number, question: string, status: number): void;
+}
 
 export interface PatientContext {
   backend: BackendClient;
   ml: MlClient;
   dryRun: boolean;
+  /** Where remembered predictions are reused from and fresh ones go; undefined: none. */
+  memory?: PredictionMemory | undefined;
+  /** The newest vital record must be at most this old (ms); undefined: no guard. */
+  maxVitalsAgeMs?: number | undefined;
+  /** Epoch ms now (the freshness guard's clock). */
+  now?: (() => number) | undefined;
   /** Aborted: in-flight requests stop and no write starts. */
   signal?: AbortSignal | undefined;
 }
@@ -38,6 +59,8 @@ export interface PatientStep {
    * 408, 429 or 5xx), `down` when its last request found it unavailable. Feeds the breaker.
    */
   verdicts: Partial<Record<Service, "up" | "down">>;
+  /** Where the status came from: the ML server, or a remembered prediction; unset: neither. */
+  prediction?: "ml" | "reused" | undefined;
 }
 
 export async function sweepPatient(patient: Patient, ctx: PatientContext): Promise<PatientStep> {
@@ -45,6 +68,7 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
   const from = patient.status.id;
   let stage: Stage = "vitals";
   let to: number | null = null;
+  let prediction: PatientStep["prediction"];
   const verdicts: PatientStep["verdicts"] = {};
   const step = (fields: Partial<PatientResult>, extra?: Partial<PatientStep>): PatientStep => ({
     result: {
@@ -58,6 +82,7 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
       ...fields,
     },
     verdicts,
+    prediction,
     ...extra,
   });
   try {
@@ -66,9 +91,23 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
     if (vitals.length < VITALS_NEEDED) {
       return step({ outcome: "skipped", stage, reason: "insufficient_vitals" });
     }
+    if (ctx.maxVitalsAgeMs !== undefined) {
+      const stale = freshness(vitals, ctx.maxVitalsAgeMs, (ctx.now ?? Date.now)());
+      if (stale) return step({ ...stale, stage });
+    }
     stage = "predict";
-    to = await ctx.ml.predict(vitals);
-    verdicts.ml = "up";
+    const question = JSON.stringify(predictBody(vitals));
+    const remembered = ctx.memory?.recall(pid, question);
+    if (remembered === undefined) {
+      to = await ctx.ml.predict(vitals);
+      verdicts.ml = "up";
+      prediction = "ml";
+      ctx.memory?.remember(pid, question, to);
+    } else {
+      to = remembered;
+      prediction = "reused";
+    }
+    // From here on the status is known, whoever answered it: the write is the same either way.
     if (to === from) return step({ outcome: "unchanged" });
     if (ctx.dryRun) return step({ outcome: "would_update" });
     stage = "update";
@@ -90,4 +129,44 @@ export async function sweepPatient(patient: Patient, ctx: PatientContext): Promi
     }
     return step({ outcome, stage, reason: error.reason, detail: error.message });
   }
+}
+
+/**
+ * `--max-vitals-age`: why these records (newest first) may not be predicted from, or undefined
+ * when they may. A record without a timestamp cannot meet the guard, so it fails rather than
+ * passes; one further ahead than the clock skew is invalid data, never fresh.
+ */
+export function freshness(
+  vitals: Vital[],
+  maxAgeMs: number,
+  now: number,
+): Pick<PatientResult, "outcome" | "reason" | "detail"> | undefined {
+  const failed = (reason: Reason, detail: string) => ({
+    outcome: "failed" as const,
+    reason,
+    detail,
+  });
+  if (vitals.some((v) => v.timestamp === undefined)) {
+    return failed(
+      "no_vitals_timestamp",
+      "the vital records carry no timestamp, so --max-vitals-age cannot be checked",
+    );
+  }
+  const times = vitals.map((v) => timestampMs(v.timestamp ?? ""));
+  const newest = Math.max(...times);
+  if (times.some((t) => t > now + CLOCK_SKEW_MS)) {
+    return failed(
+      "invalid_vitals",
+      `a vital record is dated more than ${CLOCK_SKEW_MS / 60_000} minutes in the future`,
+    );
+  }
+  if (now - newest > maxAgeMs) {
+    // Its age is not given: when a patient was measured is theirs, like the values.
+    return {
+      outcome: "skipped",
+      reason: "stale_vitals",
+      detail: "the newest vital record is older than --max-vitals-age",
+    };
+  }
+  return undefined;
 }

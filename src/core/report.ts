@@ -26,11 +26,15 @@ export type Stage = z.infer<typeof Stage>;
 
 /**
  * Every reason a patient can end with: a request's (services/http.ts), the patient list's
- * per-record verdicts, a too-short vital history and a failed re-login.
+ * per-record verdicts, a too-short vital history, `--max-vitals-age`'s verdicts and a failed
+ * re-login.
  */
 export const REASONS = [
   ...REQUEST_REASONS,
   "insufficient_vitals",
+  "stale_vitals",
+  "no_vitals_timestamp",
+  "invalid_vitals",
   "not_found",
   "invalid_record",
   "duplicate_record",
@@ -100,10 +104,20 @@ export const ConcurrencyRange = z.strictObject({
 });
 export type ConcurrencyRange = z.infer<typeof ConcurrencyRange>;
 
-/** The report as `--json` prints it (version 1). */
+/** Where the statuses of the run came from: the ML server, or predictions remembered by earlier runs. */
+export const Predictions = z.strictObject({
+  made: Count.meta({ description: "Predictions the ML server answered in this run." }),
+  reused: Count.meta({
+    description:
+      "Statuses taken from a prediction an earlier run remembered for exactly the same vital records (--state-dir, --reuse-for), instead of asking the ML server again.",
+  }),
+});
+export type Predictions = z.infer<typeof Predictions>;
+
+/** The report as `--json` prints it (version 2: `predictions` and the vitals-age reasons). */
 export const Report = z
   .strictObject({
-    version: z.literal(1),
+    version: z.literal(2),
     runId: z.string().min(1).nullable().meta({
       description:
         "The run's id, as in its log lines and pings: a random UUID from the CLI; null when a programmatic caller gave none.",
@@ -136,6 +150,7 @@ export const Report = z
     exitCode: z.literal(EXIT_CODES.map((e) => e.code)),
     error: ReportError,
     counts: Counts,
+    predictions: Predictions,
     patients: z.array(PatientResult).meta({ description: "Sorted by pid; null pids last." }),
   })
   .meta({
@@ -160,6 +175,8 @@ export interface ReportInput {
   exitCode: Report["exitCode"];
   error: Report["error"];
   patients: PatientResult[];
+  /** Where the statuses came from; undefined: no prediction was made or reused. */
+  predictions?: Predictions | undefined;
 }
 
 export function buildReport(input: ReportInput): Report {
@@ -167,7 +184,7 @@ export function buildReport(input: ReportInput): Report {
   for (const o of OUTCOMES) counts[o] = 0;
   for (const p of input.patients) counts[p.outcome]++;
   return {
-    version: 1,
+    version: 2,
     runId: input.runId ?? null,
     startedAt: input.startedAt.toISOString(),
     finishedAt: input.finishedAt.toISOString(),
@@ -180,6 +197,7 @@ export function buildReport(input: ReportInput): Report {
     exitCode: input.exitCode,
     error: input.error,
     counts,
+    predictions: input.predictions ?? { made: 0, reused: 0 },
     patients: input.patients.toSorted(byPid),
   };
 }

@@ -16,7 +16,7 @@ import { createMl, type MlClient } from "../services/ml.ts";
 import type { Patient } from "../services/schemas.ts";
 import type { SweepEvent } from "./events.ts";
 import { adaptivePacing, fixedPacing, type Pacing } from "./pacing.ts";
-import { sweepPatient } from "./patient.ts";
+import { type PredictionMemory, sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
 import { createListCheck, type Selection, type Shard } from "./select.ts";
 import { createStops, createThresholds, type Stops } from "./stops.ts";
@@ -56,6 +56,11 @@ export interface SweepConfig extends Omit<ServiceSettings, "baseUrl"> {
    * Undefined: the backend's order, from its first patient.
    */
   offset?: number | undefined;
+  /**
+   * Skip a patient whose newest vital record is older than this (ms) as `stale_vitals`; records
+   * without timestamps then fail (`no_vitals_timestamp`). Undefined: no guard.
+   */
+  maxVitalsAgeMs?: number | undefined;
 }
 
 export interface SweepOptions {
@@ -72,6 +77,13 @@ export interface SweepOptions {
   onEvent?: ((event: SweepEvent) => void) | undefined;
   /** The token of every login, re-logins included (see BackendOptions.onToken); never printed. */
   onToken?: ((token: string) => void) | undefined;
+  /**
+   * Predictions remembered by earlier runs, reused for the same question, and where this run's go
+   * (the CLI keeps them in --state-dir); undefined: every status is asked of the ML server.
+   */
+  memory?: PredictionMemory | undefined;
+  /** Epoch ms now, for the vitals' age; Date.now unless given. */
+  now?: (() => number) | undefined;
 }
 
 /**
@@ -81,6 +93,7 @@ export interface SweepOptions {
 export async function runSweep(config: SweepConfig, options: SweepOptions = {}): Promise<Report> {
   const startedAt = new Date();
   const results: PatientResult[] = [];
+  const predictions = { made: 0, reused: 0 };
   /** What ended the run before the patients (exit 4 or 5, or the stop that cut it short). */
   let error: SchedulerError | undefined;
   let bug: { error: unknown } | undefined;
@@ -103,10 +116,13 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     bug ??= { error: caught };
     stops.abortNow(caught);
   };
-  const report = (result: PatientResult, durationMs = 0) => {
+  const report = (result: PatientResult, durationMs = 0, prediction?: "ml" | "reused") => {
     if (bug) return; // the run rejects: nothing more is reported
     results.push(result);
-    emit({ type: "patient_done", result, durationMs });
+    if (prediction === "ml") predictions.made++;
+    if (prediction === "reused") predictions.reused++;
+    const reused = prediction === "reused" ? { reused: true } : {};
+    emit({ type: "patient_done", result, durationMs, ...reused });
   };
 
   /** The patients' p-limit once they start: the pacing may change its concurrency at any time. */
@@ -168,9 +184,12 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
           backend,
           ml,
           dryRun: config.dryRun,
+          memory: options.memory,
+          maxVitalsAgeMs: config.maxVitalsAgeMs,
+          now: options.now,
           signal,
         }).finally(() => inFlight--);
-        report(step.result, Math.round(performance.now() - started));
+        report(step.result, Math.round(performance.now() - started), step.prediction);
         const cause =
           step.fatal ?? thresholds.record(step.verdicts, step.result.outcome === "failed");
         if (cause) stops.halt(cause);
@@ -213,6 +232,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     exitCode,
     error: ended ? { code: ended.code, message: ended.message } : null,
     patients: results,
+    predictions,
   });
 }
 

@@ -39,17 +39,18 @@ async function ensureRegularOrAbsent(path: string): Promise<void> {
  * textfile collector (which reads `*.prom`) never picks it up. Acts only on a regular file or on
  * nothing: anything else at `path` (checked before the temporary file is made and again before
  * the rename) is NotRegularFile. Throws the file system's error (with its `code`); nothing is
- * left behind.
+ * left behind. `mode` is the new file's (0644 unless given; the state directory's files are 0600).
  */
 export async function writeFileAtomic(
   path: string,
   text: string | Iterable<string>,
+  { mode = 0o644 }: { mode?: number } = {},
 ): Promise<void> {
   await ensureRegularOrAbsent(path);
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   let created = false;
   try {
-    const file = await open(temp, "wx", 0o644);
+    const file = await open(temp, "wx", mode);
     created = true;
     try {
       await file.writeFile(text, "utf8");

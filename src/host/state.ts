@@ -1,31 +1,21 @@
 /**
  * `--state-dir <dir>`: what one run leaves the next. One small versioned JSON file per concern:
  * `token-<key>.json` (the login's token) and `offset-<key>.json` (where the next run starts the
- * patient list), keyed by a hash of the backend's origin (and the username); the ROADMAP's
- * incremental sweeps will add theirs the same way. Best effort throughout: a directory or file
+ * patient list), keyed by a hash of the backend's origin (and the username); the incremental
+ * sweeps' remembered predictions (host/predictions.ts) live beside them. Best effort throughout: a directory or file
  * that cannot be read or written is one warning and the run goes on as without it. A file is
  * trusted only if it is a regular file of this user's, closed to group and others (0600), and
  * within a size bound; it is written to a fresh 0600 file and renamed into place, so a reader
  * never sees half of it. Warnings name files and error codes, never their content.
  */
-import { createHash, randomUUID } from "node:crypto";
-import {
-  accessSync,
-  closeSync,
-  constants,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { createHash } from "node:crypto";
+import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { NotRegularFile, writeFileAtomic } from "./atomic-write.ts";
 import { readBounded } from "./read-file.ts";
 
-/** A state file holds a few values; the incremental sweeps' fingerprints will pass their own. */
+/** A state file holds a few values; the predictions file passes a bound of its own. */
 const MAX_BYTES = 64 * 1024;
 /** The permission bits of group and others: a state file must have none. */
 const OPEN_TO_OTHERS = 0o077;
@@ -34,8 +24,15 @@ export interface StateDir {
   readonly path: string;
   /** The file's value, or undefined when it is absent or not to be trusted (with a warning). */
   read<T>(name: string, schema: z.ZodType<T>, maxBytes?: number): T | undefined;
-  /** Replaces the file atomically, mode 0600; false (with a warning) when it cannot. */
-  write(name: string, value: unknown): boolean;
+  /** The file's text, or undefined when it is absent or not to be trusted (with a warning). */
+  readText(name: string, maxBytes: number): string | undefined;
+  /** Replaces the file atomically with this JSON, mode 0600; false (with a warning) when it cannot. */
+  write(name: string, value: unknown): Promise<boolean>;
+  /**
+   * Replaces the file atomically with this text, written piece by piece (a large file is never
+   * one string), mode 0600; false (with a warning) when it cannot.
+   */
+  writeText(name: string, pieces: Iterable<string>): Promise<boolean>;
 }
 
 type Warn = (message: string) => void;
@@ -76,17 +73,24 @@ export function openStateDir(path: string, warn: Warn): StateDir | undefined {
       }
       return parsed.data;
     },
-    write: (name, value) => {
-      const file = join(path, name);
-      try {
-        writeAtomically(file, `${JSON.stringify(value)}\n`);
-        return true;
-      } catch (error) {
-        warn(`State file ${file} cannot be written (${errno(error)}): the next run goes without.`);
-        return false;
-      }
-    },
+    readText: (name, maxBytes) => readOwnFile(join(path, name), maxBytes, warn),
+    write: (name, value) => writeText(name, [`${JSON.stringify(value)}\n`]),
+    writeText,
   };
+  async function writeText(name: string, pieces: Iterable<string>): Promise<boolean> {
+    const file = join(path, name);
+    try {
+      await writeFileAtomic(file, pieces, { mode: 0o600 });
+      return true;
+    } catch (error) {
+      const why =
+        error instanceof NotRegularFile
+          ? "is not a regular file, so it is not replaced"
+          : `cannot be written (${errno(error)})`;
+      warn(`State file ${file} ${why}: the next run goes without.`);
+      return false;
+    }
+  }
 }
 
 /**
@@ -120,32 +124,8 @@ function readOwnFile(file: string, maxBytes: number, warn: Warn): string | undef
   return undefined;
 }
 
-/** A fresh 0600 file in the same directory, synced, then renamed over the old one. */
-function writeAtomically(file: string, text: string): void {
-  const temp = `${file}.${randomUUID()}.tmp`;
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const fd = openSync(temp, flags, 0o600);
-  try {
-    try {
-      const bytes = Buffer.from(text);
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, file);
-  } catch (error) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // Gone, or the directory refuses: nothing more to do.
-    }
-    throw error;
-  }
-}
-
 /** A file-name key for values that must not mix: the same inputs always give the same name. */
-function keyOf(...parts: string[]): string {
+export function keyOf(...parts: string[]): string {
   return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 32);
 }
 
@@ -162,7 +142,7 @@ export interface TokenCache {
   /** The token a login gave this user at this origin, if kept. */
   read(): string | undefined;
   /** Keeps a fresh token; a failure is a warning. */
-  write(token: string): void;
+  write(token: string): Promise<void>;
 }
 
 /**
@@ -177,8 +157,8 @@ export function tokenCache(state: StateDir, server: string, username: string): T
       const kept = state.read(name, TokenFile);
       return kept?.origin === origin && kept.username === username ? kept.token : undefined;
     },
-    write(token) {
-      state.write(name, {
+    async write(token) {
+      await state.write(name, {
         version: 1,
         origin,
         username,
@@ -197,7 +177,7 @@ const OffsetFile = z.object({
 
 export interface OffsetStore {
   read(): number | undefined;
-  write(offset: number): void;
+  write(offset: number): Promise<void>;
 }
 
 /** Where the next run starts the patient list of the backend at this origin. */
@@ -209,8 +189,8 @@ export function offsetStore(state: StateDir, server: string): OffsetStore {
       const kept = state.read(name, OffsetFile);
       return kept?.origin === origin ? kept.offset : undefined;
     },
-    write(offset) {
-      state.write(name, { version: 1, origin, offset } satisfies z.infer<typeof OffsetFile>);
+    async write(offset) {
+      await state.write(name, { version: 1, origin, offset } satisfies z.infer<typeof OffsetFile>);
     },
   };
 }

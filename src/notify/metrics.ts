@@ -13,7 +13,7 @@ export interface RunMetricsInput {
   finishedAt: Date;
   exitCode: number;
   /** Undefined for a run that ended before its sweep started (exit 3, 7): every count is 0. */
-  report?: Pick<Report, "counts" | "concurrency" | "adaptive"> | undefined;
+  report?: Pick<Report, "counts" | "concurrency" | "adaptive" | "predictions"> | undefined;
 }
 
 /** Requests by service, then by status class (`2xx`...; `none` when no answer came). */
@@ -105,6 +105,14 @@ export function formatMetrics(
       name: "ml_scheduler_patients",
       help: "Patients of the last run by outcome.",
       samples: OUTCOMES.map((outcome) => ({ labels: { outcome }, value: counts?.[outcome] ?? 0 })),
+    },
+    {
+      name: "ml_scheduler_predictions",
+      help: "Statuses of the last run by source: ml (asked of the ML server) or reused (a prediction remembered for the same vital records).",
+      samples: [
+        { labels: { source: "ml" }, value: report?.predictions.made ?? 0 },
+        { labels: { source: "reused" }, value: report?.predictions.reused ?? 0 },
+      ],
     },
     {
       name: "ml_scheduler_concurrency",

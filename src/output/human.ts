@@ -23,7 +23,7 @@ export type Level = "error" | "warn" | "info" | "debug";
  * outcome, stage, reason, from, to, service, route, status, attempts, duration_ms, code), and a
  * bug's stack. Never a name, a vital, a query, a password or a token.
  */
-export type LogFields = Record<string, string | number | null>;
+export type LogFields = Record<string, string | number | boolean | null>;
 
 export interface Output {
   info(message: string, fields?: LogFields): void;
@@ -54,6 +54,7 @@ function statusName(id: number | null): string {
 /** Why a patient was skipped, in words, by its reason code. */
 const SKIP_REASONS: Readonly<Record<string, string>> = {
   insufficient_vitals: "fewer than five vitals, nothing to predict from",
+  stale_vitals: "the newest vital record is older than --max-vitals-age",
 };
 
 /**
@@ -95,7 +96,7 @@ export function eventLine(event: SweepEvent): LogLine | undefined {
         fields: { patients: event.patients },
       };
     case "patient_done":
-      return patientLine(event.result, event.durationMs);
+      return patientLine(event.result, event.durationMs, event.reused === true);
     case "request_done": {
       const { service, route, status, attempts, durationMs, reason } = event;
       const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
@@ -122,9 +123,10 @@ export function eventLine(event: SweepEvent): LogLine | undefined {
   }
 }
 
-function patientLine(result: PatientResult, durationMs: number): LogLine {
+function patientLine(result: PatientResult, durationMs: number, reused: boolean): LogLine {
   const { pid, outcome, stage, reason, from, to } = result;
-  const fields = { pid, outcome, stage, reason, from, to, duration_ms: durationMs };
+  const fields: LogFields = { pid, outcome, stage, reason, from, to, duration_ms: durationMs };
+  if (reused) fields.reused = true;
   const where = pid === null ? "a record without a pid" : `pid ${pid}`;
   if (outcome === "failed") {
     return { level: "warn", msg: `${where} failed at ${stage}: ${reason}`, fields };
@@ -134,6 +136,7 @@ function patientLine(result: PatientResult, durationMs: number): LogLine {
   else if (outcome === "unchanged") why = ` (${statusName(from)})`;
   else if (to !== null) why = ` (${statusName(from)} -> ${statusName(to)})`;
   else if (reason !== null) why = ` at ${stage}: ${reason}`;
+  if (reused) why += ", from a remembered prediction";
   return { level: "debug", msg: `${where}: ${outcome.replace("_", " ")}${why}`, fields };
 }
 

@@ -23,6 +23,8 @@ export function formatHuman(report: Report): string {
         .map((o) => `${c[o]} ${o.replace("_", " ")}`)
         .join(", "),
   ];
+  const { made, reused } = report.predictions;
+  if (reused > 0) lines.push(`Predictions: ${made} made, ${reused} reused`);
   for (const p of report.patients) {
     if (!LISTED.has(p.outcome)) continue;
     lines.push(`  ${p.pid === null ? "pid ?" : `pid ${p.pid}`}: ${describe(p)}`);
@@ -69,6 +71,7 @@ const STEP_NAMES: Record<CheckStep["step"], string> = {
   login: "login",
   ml_server: "ML server",
   patient_list: "patient list",
+  vitals: "vitals",
 };
 
 /** The check's JSON form: one line. */
@@ -79,7 +82,8 @@ export function formatCheckJson(report: CheckReport): string {
 /** The check's human form: one line per step, then the error and the exit code. */
 export function formatCheckHuman(report: CheckReport): string {
   const lines = report.steps.map(
-    (s) => `${STEP_NAMES[s.step]}: ${s.ok ? "ok" : "FAILED"} (${escapeLine(s.detail)})`,
+    (s) =>
+      `${STEP_NAMES[s.step]}: ${s.warning ? "WARNING" : s.ok ? "ok" : "FAILED"} (${escapeLine(s.detail)})`,
   );
   lines.push(`Exit code ${report.exitCode}`);
   return `${lines.join("\n")}\n`;

@@ -23,6 +23,7 @@ import {
   LoginResponse,
   type Patient,
   PatientList,
+  timestampMs,
   UnknownUser,
   UpdatedPatient,
   ValidateResponse,
@@ -348,14 +349,5 @@ function forbidden(answer: { route: string }): AuthError {
 /** Records with timestamps are put newest first; without them the backend's order stands. */
 function newestFirst(vitals: Vital[]): Vital[] {
   if (!vitals.every((v) => v.timestamp !== undefined)) return vitals;
-  return vitals.toSorted((a, b) => instant(b.timestamp ?? "") - instant(a.timestamp ?? ""));
-}
-
-/**
- * A timestamp in ms. A zone-less one (the backend writes naive UTC, like admit_time) is UTC:
- * Date.parse would read it in the machine's time zone. The schema allows only `Z` or `+hh:mm`.
- */
-function instant(timestamp: string): number {
-  const zoned = /(?:Z|[+-]\d{2}:\d{2})$/.test(timestamp);
-  return Date.parse(zoned ? timestamp : `${timestamp}Z`);
+  return vitals.toSorted((a, b) => timestampMs(b.timestamp ?? "") - timestampMs(a.timestamp ?? ""));
 }

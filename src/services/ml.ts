@@ -48,18 +48,31 @@ export function createMl(options: MlOptions): MlClient {
     },
 
     async predict(vitals) {
-      // Only the five measured fields travel: pid and timestamp are the backend's business.
-      const records = vitals.map(({ heart_rate, sao2, respiration, systolic, diastolic }) => ({
-        heart_rate,
-        sao2,
-        respiration,
-        systolic,
-        diastolic,
-      }));
-      const answer = await send(client, "predict", { method: "POST", json: records });
+      const answer = await send(client, "predict", { method: "POST", json: predictBody(vitals) });
       return parseBody(expectOk(answer), Prediction).status.id;
     },
   };
+}
+
+/** A vital record as `/predict` is sent it: the five measured fields, in this order. */
+export type PredictRecord = Pick<
+  Vital,
+  "heart_rate" | "sao2" | "respiration" | "systolic" | "diastolic"
+>;
+
+/**
+ * Exactly what `predict` sends for these records (JSON.stringify of it is the body): only the five
+ * measured fields travel, as pid and timestamp are the backend's business. The prediction memory
+ * fingerprints the same value, so a change in what is sent is a change in the question.
+ */
+export function predictBody(vitals: Vital[]): PredictRecord[] {
+  return vitals.map(({ heart_rate, sao2, respiration, systolic, diastolic }) => ({
+    heart_rate,
+    sao2,
+    respiration,
+    systolic,
+    diastolic,
+  }));
 }
 
 function safeJson(text: string): unknown {

@@ -52,6 +52,16 @@ export const Vital = z.object({
 });
 export type Vital = z.infer<typeof Vital>;
 
+/**
+ * A vital record's timestamp in epoch ms. A zone-less one (the backend writes naive UTC, like
+ * admit_time) is UTC: Date.parse would read it in the machine's time zone. The schema allows only
+ * `Z` or `+hh:mm`.
+ */
+export function timestampMs(timestamp: string): number {
+  const zoned = /(?:Z|[+-]\d{2}:\d{2})$/.test(timestamp);
+  return Date.parse(zoned ? timestamp : `${timestamp}Z`);
+}
+
 /** `fetchVitals?limit=5` answers at most five records. */
 export const VitalList = z.array(Vital).max(5);
 

@@ -21,6 +21,9 @@ const JUDGED: Array<keyof typeof ROWS> = [
   "helpRatio",
   "pacingRatio",
   "pacing429",
+  "reusePredictions",
+  "reuseRatio",
+  "reuseRss",
 ];
 
 /** Processes whose working directory is inside `dir` (the benchmark runs every child there). */

@@ -55,6 +55,13 @@ export interface Backend extends StandIn {
   readonly logins: number;
   issueToken(username: string, ttlSeconds?: number): string;
   expireTokens(): void;
+  /**
+   * A new vital record, the newest, as a monitor would add it between runs (with `timestamp`, the
+   * record's time when served with `vitalTimestamps`).
+   */
+  addVital(pid: number, vital: Vital, timestamp?: string): void;
+  /** Someone else (a nurse in the web app) sets a status: not one of `writes`. */
+  setStatus(pid: number, status: number): void;
 }
 
 export const STATUS_TEXT: Record<number, string> = { 1: "Alert", 9: "Normal", 10: "Unobserved" };
@@ -137,6 +144,24 @@ class BackendServer extends StandInServer implements Backend {
 
   expireTokens(): void {
     this.#expiredUpTo = this.#issued;
+  }
+
+  addVital(pid: number, vital: Vital, timestamp?: string): void {
+    const p = this.#patient(pid);
+    p.vitals = [vital, ...p.vitals];
+    if (timestamp !== undefined || p.timestamps) {
+      p.timestamps = [timestamp ?? new Date().toISOString(), ...(p.timestamps ?? [])];
+    }
+  }
+
+  setStatus(pid: number, status: number): void {
+    this.#patient(pid).status = status;
+  }
+
+  #patient(pid: number): SeedPatient {
+    const p = this.patients.get(pid);
+    if (!p) throw new Error(`stand-in: no patient ${pid}`);
+    return p;
   }
 
   protected override handle(req: RecordedRequest, res: ServerResponse): void | Promise<void> {

@@ -10,6 +10,7 @@ export async function checkCommand(ctx: CommandContext): Promise<CommandResult> 
   // A signal stops a check at once: it has no work worth a grace.
   const signal = AbortSignal.any([ctx.signal, ctx.stop]);
   const report = await runCheck(ctx.settings.config, { signal, onEvent: ctx.onEvent });
+  for (const step of report.steps) if (step.warning) ctx.warn(step.warning);
   return {
     exitCode: report.exitCode,
     error: report.error,
