@@ -182,6 +182,27 @@ test("a run ended by its configuration (exit 3) still writes the file; before an
   assert.equal(again.one("ml_scheduler_last_success_timestamp_seconds"), 0);
 });
 
+test("under systemd's UMask=0027 the metrics file is still 0644 for node_exporter; the report file keeps the umask", async (t) => {
+  const { env } = await startServices(t);
+  const dir = tempDir(t, "metrics");
+  const path = join(dir, "ml_scheduler.prom");
+  const report = join(dir, "report.json");
+  // The umask the unit sets, inherited by the bin (and by its re-execution under the heap cap).
+  const umask = ["--import", "data:text/javascript,process.umask(0o027)"];
+  const res = await run(["--metrics-file", path, "--report-file", report], {
+    env,
+    nodeArgs: umask,
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(statSync(path).mode & 0o777, 0o644, "node_exporter (another user) reads it");
+  assert.equal(statSync(report).mode & 0o777, 0o640, "the report (pids) is not for everyone");
+  // Replacing a file keeps the mode too (a new temporary file each time).
+  const again = await run(["--metrics-file", path], { env, nodeArgs: umask });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(statSync(path).mode & 0o777, 0o644);
+  assertOnly(dir, ["ml_scheduler.prom", "report.json"]);
+});
+
 test("check leaves the metrics file alone: it describes sweeps", async (t) => {
   const { env } = await startServices(t);
   const dir = tempDir(t, "metrics");

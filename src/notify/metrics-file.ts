@@ -20,6 +20,9 @@ import {
 } from "./metrics.ts";
 import type { NotifierFactory } from "./notifier.ts";
 
+/** Readable by everyone (node_exporter), writable by the run alone: no secret is in it. */
+export const METRICS_FILE_MODE = 0o644;
+
 /** Our own file is a few KiB; anything larger is not ours to parse. */
 const MAX_PREVIOUS_BYTES = 64 * 1024;
 
@@ -45,7 +48,10 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
         ? epochSeconds(end.finishedAt)
         : previousLastSuccess(path, labels);
       try {
-        await writeFileAtomic(path, formatMetrics(end, tally, lastSuccess, labels));
+        // 0644 whatever the umask: node_exporter runs as another user (UMask=0027 in the unit).
+        await writeFileAtomic(path, formatMetrics(end, tally, lastSuccess, labels), {
+          mode: METRICS_FILE_MODE,
+        });
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
         warn(
