@@ -1,7 +1,8 @@
 /**
  * Debian's Prometheus tools for the slow tests: promtool, a Pushgateway and node_exporter, run on
- * 127.0.0.1 and stopped when the test ends. A missing tool fails the test (never a skip): `.ci/run`
- * installs them (apt-get install prometheus prometheus-pushgateway prometheus-node-exporter).
+ * 127.0.0.1 and stopped when the test ends (and systemd-analyze, for the units). A missing tool
+ * fails the test (never a skip): `.ci/run` installs them (apt-get install prometheus
+ * prometheus-pushgateway prometheus-node-exporter systemd).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -15,6 +16,7 @@ const PACKAGE: Record<string, string> = {
   promtool: "prometheus",
   "prometheus-pushgateway": "prometheus-pushgateway",
   "prometheus-node-exporter": "prometheus-node-exporter",
+  "systemd-analyze": "systemd",
 };
 
 /** The tool's path on PATH; fails the test when it is not installed. */
