@@ -184,7 +184,7 @@ export const OPTIONS = {
   metricsFile: {
     flags: "--metrics-file <path>",
     description:
-      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector)",
+      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector); {shard} in the path is the shard's index",
     scope: "sweep",
     env: "METRICS_FILE",
     rule: RULES.path,
