@@ -1,5 +1,5 @@
-# syntax=docker/dockerfile:1
-# Build (the labels say which version and commit an image holds):
+# No "# syntax=" line: the builder's own Dockerfile frontend builds it, so an air-gapped build
+# pulls nothing but node:24-slim. Build (the labels say which version and commit an image holds):
 #   docker build -t ml-scheduler:0.1.0 \
 #     --build-arg VERSION="$(node -p 'require("./package.json").version')" \
 #     --build-arg REVISION="$(git rev-parse HEAD)" \
@@ -18,12 +18,23 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# Runtime stage: production dependencies only, no sources, no compiler.
-FROM node:24-slim
-ENV NODE_ENV=production
+# Dependencies stage: the production dependencies alone, installed by the image's npm.
+FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# Runtime stage: node, the production dependencies and dist/; no sources, no compiler, and no
+# package manager: the run never needs npm, npx, corepack or yarn (the entrypoint is node), and a
+# scanner would report their own dependencies' advisories against the image.
+FROM node:24-slim
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+      /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
 COPY bin ./bin
 COPY --from=build /src/dist ./dist
 # Sized for a 256 MiB memory limit (kubernetes.example.yaml sets the same): a 128 MiB heap, and

@@ -30,6 +30,8 @@ const FIXED_VARIABLES = [
   "ML_SERVER",
   ...["USERNAME", "PASSWORD", "TOKEN"].flatMap((n) => [`BACKEND_${n}`, `BACKEND_${n}_FILE`]),
   "NODE_OPTIONS",
+  // Where the bin's "#!/usr/bin/env -S node --" finds Node 24 (the unit and the cron files set it).
+  "PATH",
 ];
 
 /** The value after `flag` on a command line, as a number (the examples' durations are bare). */
@@ -376,7 +378,8 @@ test("the lockfile: only the dev-only `node` package has an install script, whic
   assert.deepEqual(scripted, ["node_modules/node"], "the one that downloads Node 24");
   assert.equal(lock.packages["node_modules/node"]?.dev, true, "npm ci --omit=dev leaves it out");
 
-  const [build, runtime] = dockerStages();
+  const stages = dockerStages();
+  const build = stages.find((stage) => stage.name === "build");
   const installs = (stage: Stage | undefined) =>
     (stage?.instructions ?? []).filter(
       (i) => i.op === "RUN" && /\bnpm (ci|install)\b/.test(i.args),
@@ -384,7 +387,8 @@ test("the lockfile: only the dev-only `node` package has an install script, whic
   assert.ok(installs(build).length > 0);
   for (const install of installs(build))
     assert.match(install.args, /--ignore-scripts\b/, "no second Node on top of the image's");
-  for (const install of installs(runtime)) assert.match(install.args, /\bnpm ci --omit=dev\b/);
+  for (const stage of stages.filter((x) => x !== build))
+    for (const install of installs(stage)) assert.match(install.args, /\bnpm ci --omit=dev\b/);
 });
 
 // --- cron ---------------------------------------------------------------------------------------
@@ -574,6 +578,93 @@ test("ml-scheduler.timer: every 5 minutes, persistent, a small random delay that
   // Two starts are at least the period less the delay and the accuracy apart; a run fits in that.
   const longest = seconds(one(service, "Service", "TimeoutStartSec"));
   assert.ok(longest + delay + seconds(get("AccuracySec")) <= PERIOD_SECONDS);
+});
+
+test("ml-scheduler.service: a state directory, UMask=0027, the sandboxing systemd-analyze security asks for, OnFailure= a shipped template", () => {
+  const unit = unitFile("ml-scheduler.service");
+  const get = (key: string) => one(unit, "Service", key);
+  // STATE_DIRECTORY, which ml-scheduler reads as --state-dir, comes from StateDirectory=.
+  assert.match(get("StateDirectory") ?? "", /^[a-z][a-z0-9-]*$/, "one directory");
+  assert.equal(get("StateDirectoryMode"), "0700", "the token cache is the run's alone");
+  assert.equal(unitEnv(unit).STATE_DIRECTORY, undefined, "systemd sets it");
+  assert.equal(get("UMask"), "0027");
+  for (const key of [
+    "ProtectClock",
+    "ProtectKernelLogs",
+    "ProtectHostname",
+    "RestrictRealtime",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectControlGroups",
+    "PrivateDevices",
+  ])
+    assert.equal(get(key), "yes", key);
+
+  // OnFailure= names a template that ships beside the unit, for every failed run.
+  const onFailure = one(unit, "Unit", "OnFailure") ?? "";
+  const template = /^([\w-]+@)%n\.service$/.exec(onFailure)?.[1];
+  assert.ok(template, `OnFailure=<template>@%n.service, got ${onFailure}`);
+  const failure = unitFile(`${template}.service`);
+  assert.equal(one(failure, "Service", "Type"), "oneshot");
+  assert.match(one(failure, "Service", "ExecStart") ?? "", /^\/\S+/, "an absolute program");
+  assert.equal(failure.get("Install"), undefined, "started by OnFailure= only");
+  assert.match(read(`${template}.service`), /%i/, "it names the failed unit");
+});
+
+test("one install layout: the unit's ExecStart, the README's install command and the cron files' PATH name the same places", () => {
+  const readme = read("README.md");
+  const section = readme.slice(readme.indexOf("### Installing on a host"));
+  const install = /npm install -g --prefix (\/\S+) \.\/ml-scheduler-<version>\.tgz/.exec(section);
+  assert.ok(install, "the README's install command, from npm pack's tarball");
+  assert.match(section.slice(0, install.index), /npm pack/);
+  const prefix = install[1] as string;
+  const bin = `${prefix}/bin/ml-scheduler`;
+
+  const unit = unitFile("ml-scheduler.service");
+  assert.equal(execStart(unit)[0], bin, "ExecStart= is where that install puts the bin");
+  const path = unitEnv(unit).PATH ?? "";
+  const dirs = path.split(":");
+  assert.ok(dirs.includes(`${prefix}/bin`), `${path} holds the bin`);
+  // Node 24 before the system's: the tarball's, linked as the README says, then NodeSource's.
+  const tarball = /sudo ln -sfn "\/opt\/\$\{file%\.tar\.xz\}" (\/\S+)/.exec(readme)?.[1];
+  assert.ok(tarball, "the README links the release tarball's directory under one name");
+  assert.equal(dirs[0], `${tarball}/bin`, "the tarball's Node 24 first");
+  assert.ok(dirs.indexOf("/usr/bin") > 0, "NodeSource's /usr/bin/node after it");
+  assert.ok(section.includes(`PATH=${path}`), "the README names the same PATH");
+
+  for (const name of ["crontab.example", "cron.d.example"]) {
+    const cron = crontab(name, name === "cron.d.example");
+    assert.equal(cron.variables.PATH, path, `${name}: the unit's PATH`);
+    assert.equal(cron.entries[0]?.argv[0], "ml-scheduler", `${name}: found on that PATH`);
+    assert.match(read(name), new RegExp(`npm install -g --prefix ${prefix} \\./ml-scheduler-`));
+  }
+  assert.match(read("ml-scheduler.service"), new RegExp(`npm install -g --prefix ${prefix} `));
+});
+
+test("the ping URL stays out of the world-readable /etc/cron.d file: it belongs in the 0600 env file", () => {
+  for (const name of ["cron.d.example", "crontab.example"]) {
+    const cron = crontab(name, name === "cron.d.example");
+    const args = cron.entries[0]?.argv ?? [];
+    assert.ok(!args.includes("--ping-url"), `${name}: no --ping-url on the command line`);
+    assert.ok(args.includes("--env-file"));
+    for (const line of read(name)
+      .split("\n")
+      .filter((l) => !l.startsWith("#")))
+      assert.doesNotMatch(line, /https?:\/\//, `${name}: no URL outside comments: ${line}`);
+  }
+  assert.match(read("crontab.example"), /^#\s+PING_URL=https:\/\/\S+$/m, "shown for the env file");
+});
+
+test("kubernetes.example.yaml: the comment on finished Jobs says the history limits prune them, not the TTL", () => {
+  const text = read("kubernetes.example.yaml");
+  const comments = [...text.matchAll(/((?:^ *#.*\n)+) *ttlSecondsAfterFinished:/gm)].map(
+    (m) => m[1] as string,
+  );
+  assert.equal(comments.length, 2, "both CronJobs");
+  for (const comment of comments) {
+    assert.match(comment, /pruned by the CronJob's history limits/);
+    assert.doesNotMatch(comment, /beyond the history limits/);
+  }
 });
 
 // --- Every example against the CLI ----------------------------------------------------------------

@@ -13,10 +13,26 @@ const read = (name: string) => readFileSync(new URL(`../${name}`, import.meta.ur
 test("the Dockerfile builds in a stage of its own and runs production dependencies as uid 1000, directly", () => {
   const docker = read("Dockerfile");
   const stages = docker.match(/^FROM .*$/gm) ?? [];
-  assert.equal(stages.length, 2, "multi-stage");
+  assert.equal(stages.length, 3, "build, production dependencies, runtime");
   for (const from of stages) assert.match(from, /^FROM node:24-slim\b/);
+  // No "# syntax=" directive: an air-gapped build would have to pull its frontend image.
+  assert.doesNotMatch(docker, /^#\s*syntax\s*=/im);
+  const deps = docker.slice(
+    docker.indexOf("\nFROM node:24-slim AS deps"),
+    docker.lastIndexOf("\nFROM "),
+  );
+  assert.match(deps, /^RUN npm ci --omit=dev\b/m);
   const runtime = docker.slice(docker.lastIndexOf("\nFROM "));
-  assert.match(runtime, /^RUN npm ci --omit=dev\b/m);
+  assert.match(runtime, /^COPY --from=deps \/app\/node_modules \.\/node_modules$/m);
+  // No package manager in the runtime image: the base image's npm and corepack are removed, and
+  // no instruction of the runtime stage runs one.
+  const joined = runtime.replace(/\\\n/g, " ");
+  const removed = /^RUN rm -rf (.*)$/m.exec(joined)?.[1]?.split(/\s+/) ?? [];
+  for (const path of ["/usr/local/lib/node_modules/npm", "/usr/local/lib/node_modules/corepack"])
+    assert.ok(removed.includes(path), `${path} removed`);
+  for (const bin of ["npm", "npx", "corepack"])
+    assert.ok(removed.includes(`/usr/local/bin/${bin}`), `${bin} removed`);
+  assert.doesNotMatch(joined.replace(/^#.*$/gm, ""), /^RUN (?!rm -rf ).*$/m, "no other RUN");
   assert.match(runtime, /^ENV NODE_ENV=production$/m);
   assert.match(runtime, /^USER 1000$/m);
   assert.match(runtime, /^COPY --from=build \/src\/dist \.\/dist$/m);

@@ -4,7 +4,7 @@
  * the repository.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { test } from "node:test";
@@ -379,4 +379,61 @@ test("the README stands on its own: no link outside the repository, its files ex
   ]) {
     assert.ok(readme.includes(needed), `the README mentions ${needed}`);
   }
+});
+
+/** The commands of the README's "Try it in five minutes" (its sh blocks), one a line. */
+function quickStartCommands(): string[] {
+  const readme = read("README.md");
+  const section = readme.slice(
+    readme.indexOf("## Try it in five minutes"),
+    readme.indexOf("\n## ", readme.indexOf("## Try it in five minutes") + 1),
+  );
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) =>
+    (m[1] as string)
+      .split("\n")
+      .map((l) => l.replace(/\s+#.*$/, "").trim())
+      .filter(Boolean),
+  );
+}
+
+test("the quick start works as written where the system's node is older: only npm and what npm ci installs", async (t) => {
+  const commands = quickStartCommands();
+  assert.ok(commands.length >= 5, commands.join("\n"));
+  for (const command of commands)
+    assert.match(
+      command,
+      /^(npm (ci|run|exec -- node -- bin\/ml-scheduler\.js)\b|export )/,
+      command,
+    );
+
+  // A person's shell: the PATH without the checkout's node_modules/.bin, which npm test put first.
+  const PATH = (process.env.PATH ?? "")
+    .split(":")
+    .filter((d) => !d.includes("node_modules"))
+    .join(":");
+  const systemNode = execFileSync("sh", ["-c", "command -v node && node --version"], {
+    env: { PATH },
+    encoding: "utf8",
+  });
+  const { backend, env } = await startServices(t);
+  const sweep = commands.find((c) => c.endsWith("--dry-run")) as string;
+  const args = sweep.split(" ");
+  const res = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve) =>
+      execFile(
+        args[0] as string,
+        args.slice(1),
+        {
+          cwd: fileURLToPath(root),
+          env: { ...env, PATH, NODE_DISABLE_COMPILE_CACHE: "1" },
+          encoding: "utf8",
+          timeout: 60_000,
+        },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (error.code as number) : 0, stdout, stderr }),
+      ),
+  );
+  assert.equal(res.code, 0, `${sweep} with the system's node ${systemNode}: ${res.stderr}`);
+  assert.match(res.stdout, /^Dry run: 8 patients in .*: 4 would update, 3 unchanged, 1 skipped/m);
+  assert.equal(backend.writes.length, 0, "--dry-run");
 });

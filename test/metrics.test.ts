@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { resolveRun } from "../src/config/settings.ts";
 import { OUTCOMES } from "../src/core/report.ts";
 import { escapeLabelValue, lastSuccessIn } from "../src/notify/metrics.ts";
 import { pushUrl } from "../src/notify/pushgateway.ts";
-import { configProblems, USABLE_ENV, usageError } from "./helpers/argv.ts";
+import { configProblems, NO_ENV_FILE, parseArgs, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -190,6 +191,27 @@ test("a run ended by its configuration (exit 3) still writes the file; before an
   assert.equal(again.one("ml_scheduler_last_success_timestamp_seconds"), 0);
 });
 
+test("under systemd's UMask=0027 the metrics file is still 0644 for node_exporter; the report file keeps the umask", async (t) => {
+  const { env } = await startServices(t);
+  const dir = tempDir(t, "metrics");
+  const path = join(dir, "ml_scheduler.prom");
+  const report = join(dir, "report.json");
+  // The umask the unit sets, inherited by the bin (and by its re-execution under the heap cap).
+  const umask = ["--import", "data:text/javascript,process.umask(0o027)"];
+  const res = await run(["--metrics-file", path, "--report-file", report], {
+    env,
+    nodeArgs: umask,
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(statSync(path).mode & 0o777, 0o644, "node_exporter (another user) reads it");
+  assert.equal(statSync(report).mode & 0o777, 0o640, "the report (pids) is not for everyone");
+  // Replacing a file keeps the mode too (a new temporary file each time).
+  const again = await run(["--metrics-file", path], { env, nodeArgs: umask });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(statSync(path).mode & 0o777, 0o644);
+  assertOnly(dir, ["ml_scheduler.prom", "report.json"]);
+});
+
 test("check leaves the metrics file alone: it describes sweeps", async (t) => {
   const { env } = await startServices(t);
   const dir = tempDir(t, "metrics");
@@ -317,6 +339,69 @@ test("--pushgateway takes a plain http(s) URL: credentials, a query or another s
   const variable = await run([], { env: { ...env, PUSHGATEWAY_URL: "ftp://gw" } });
   assert.equal(variable.code, 3, variable.stderr);
   assert.match(variable.stderr, /PUSHGATEWAY_URL must be an http/);
+});
+
+test("--pushgateway-label and PUSHGATEWAY_LABELS: Prometheus names, never job, shard or __*", () => {
+  const flags = parseArgs([
+    "--pushgateway-label",
+    "env=prod",
+    "--pushgateway-label",
+    "site=a/b,c=d",
+  ]).flags;
+  assert.deepEqual(flags.pushgatewayLabel, [
+    ["env", "prod"],
+    ["site", "a/b,c=d"],
+  ]);
+  const options = resolveRun({
+    flags: {},
+    env: { ...USABLE_ENV, PUSHGATEWAY_LABELS: "env=prod,zone=" },
+    envFile: {},
+    cwd: NO_ENV_FILE,
+  }).options;
+  assert.deepEqual(options.pushgatewayLabel, [
+    ["env", "prod"],
+    ["zone", ""],
+  ]);
+  const refused: Array<[string, RegExp]> = [
+    ["env", /must be name=value/],
+    ["=prod", /label name of letters/],
+    ["1env=x", /label name of letters/],
+    ["en-v=x", /label name of letters/],
+    ["job=other", /must not set job/],
+    ["shard=3", /must not set shard/],
+    ["__name__=x", /starting with __/],
+    ["env=a\tb", /control characters/],
+  ];
+  for (const [label, message] of refused) {
+    assert.match(usageError(["--pushgateway-label", label]), message, label);
+    const problems = configProblems({ ...USABLE_ENV, PUSHGATEWAY_LABELS: `ok=1,${label}` });
+    assert.equal(problems.length, 1, problems.join("\n"));
+    assert.match(problems[0] as string, /^PUSHGATEWAY_LABELS must/, label);
+    assert.match(problems[0] as string, message, label);
+  }
+  assert.match(
+    usageError(["--pushgateway-label", "env=a", "--pushgateway-label", "env=b"]),
+    /must not name env twice/,
+  );
+  assert.match(
+    configProblems({ ...USABLE_ENV, PUSHGATEWAY_LABELS: "env=a,env=b" })[0] as string,
+    /must not name env twice/,
+  );
+});
+
+test("--pushgateway-label goes into the grouping key, before the shard, in @base64 where needed", async (t) => {
+  const { env } = await startServices(t);
+  const g = await gateway(t);
+  const res = await run(
+    ["--dry-run", "--pushgateway", g.url, "--pushgateway-label", "site=north/1", "--shard", "0/1"],
+    { env: { ...env, PUSHGATEWAY_LABELS: "ignored=x" } },
+  );
+  assert.equal(res.code, 0, res.stderr);
+  assert.deepEqual(
+    g.pushes.map((p) => p.path),
+    ["/metrics/job/ml_scheduler/site@base64/bm9ydGgvMQ/shard/0"],
+    "the flag wins over the variable; a slash goes in base64url",
+  );
 });
 
 test("--report-file holds the document --json prints, with or without --json", async (t) => {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { OUTCOMES } from "../src/core/report.ts";
 import { pingBody, pingUrl } from "../src/notify/ping.ts";
+import { sendWithin, sideChannel } from "../src/notify/send.ts";
 import { usageError } from "./helpers/argv.ts";
 import { parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
@@ -190,6 +191,21 @@ test("--deadline: a stalled ping server cannot keep the process past the deadlin
     warnings[1] ?? "",
     /end ping .* failed \((stopped at|no time left before) the --deadline bound\)/,
   );
+});
+
+test("a budget of a fractional millisecond (half an odd time left, the start ping's share) is a request, not a bug", async (t) => {
+  const ping = await pingServer(t);
+  const url = pingUrl(ping.checkUrl, "start", "3f0c6e1a-0000-4000-8000-000000000000");
+  const sent = await sendWithin(
+    sideChannel(url.origin, {}),
+    url,
+    { method: "GET" },
+    1937 / 2,
+    new AbortController().signal,
+  );
+  assert.ok("status" in sent, JSON.stringify(sent));
+  assert.equal(sent.status, 200);
+  assert.deepEqual(sequence(ping.pings), ["GET start"]);
 });
 
 test("check sends no ping: it is a smoke test, not the scheduled run", async (t) => {

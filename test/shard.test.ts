@@ -4,7 +4,7 @@
  * (report, JSON logs, metrics, pushes, pings) says which shard it is.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { resolveConfig, runSweep } from "../src/index.ts";
@@ -219,9 +219,59 @@ test("metrics: a shard label on every sample of the file, /shard/<i> in the push
   assert.ok(gateway.groups.has("job/ml_scheduler/shard/2"));
 });
 
-test("a shard's failed run carries its last success forward from its labelled file", () => {
+test("a shard's failed run carries its own last success forward, never another label set's", () => {
   const line = 'ml_scheduler_last_success_timestamp_seconds{shard="2"} 1767225600';
-  assert.equal(lastSuccessIn(`# TYPE x gauge\n${line}\n`), 1767225600);
+  const text = `# TYPE x gauge\n${line}\n`;
+  assert.equal(lastSuccessIn(text, { shard: "2" }), 1767225600);
+  assert.equal(lastSuccessIn(text, { shard: "1" }), undefined, "shard 2's time is not shard 1's");
+  assert.equal(lastSuccessIn(text), undefined, "nor an unsharded run's");
+  assert.equal(lastSuccessIn(`${LAST}{shard="1"} 5\n${LAST} 7\n`), 7);
+  assert.equal(lastSuccessIn(`${LAST}{shard="12"} 5\n${LAST}{shard="1"} 6\n`, { shard: "1" }), 6);
+});
+
+const LAST = "ml_scheduler_last_success_timestamp_seconds";
+
+/** The last success a metrics file records for one shard, or undefined when it has none. */
+function lastSuccessOf(file: string, shard: number): number | undefined {
+  const line = readFileSync(file, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${LAST}{shard="${shard}"} `));
+  return line === undefined ? undefined : Number(line.split(" ")[1]);
+}
+
+test("two shards writing one metrics file alternately, shard 1 always failing: shard 1 never shows shard 0's success", async (t) => {
+  const { env } = await startServices(t);
+  const failing = { ...env, BACKEND_PASSWORD: "not-the-password" };
+  const dir = tempDir(t, "shard-metrics");
+  const shared = join(dir, "ml.prom");
+  for (let round = 0; round < 2; round++) {
+    const zero = await run(["--dry-run", "--metrics-file", shared, "--shard", "0/2"], { env });
+    assert.equal(zero.code, 0, zero.stderr);
+    assert.ok((lastSuccessOf(shared, 0) ?? 0) > 0);
+    const one = await run(["--dry-run", "--metrics-file", shared, "--shard", "1/2"], {
+      env: failing,
+    });
+    assert.equal(one.code, 4, one.stderr);
+    assert.equal(lastSuccessOf(shared, 1), 0, `round ${round}: shard 1 has never succeeded`);
+  }
+
+  // With {shard} in the path each shard keeps its own file, and shard 0's success stays in its own.
+  const perShard = join(dir, "ml_{shard}.prom");
+  const zero = await run(["--dry-run", "--metrics-file", perShard, "--shard", "0/2"], { env });
+  assert.equal(zero.code, 0, zero.stderr);
+  const success = lastSuccessOf(join(dir, "ml_0.prom"), 0);
+  const one = await run(["--dry-run", "--shard", "1/2"], {
+    env: { ...failing, METRICS_FILE: perShard },
+  });
+  assert.equal(one.code, 4, one.stderr);
+  assert.equal(lastSuccessOf(join(dir, "ml_1.prom"), 1), 0);
+  assert.equal(lastSuccessOf(join(dir, "ml_0.prom"), 0), success, "shard 0's file untouched");
+
+  // {shard} without a shard: which file is unknowable, so none is written, and a warning says so.
+  const unsharded = await run(["--dry-run", "--metrics-file", perShard], { env });
+  assert.equal(unsharded.code, 0, unsharded.stderr);
+  assert.match(unsharded.stderr, /--metrics-file has \{shard\} but this run has no shard/);
+  assert.deepEqual(readdirSync(dir).toSorted(), ["ml.prom", "ml_0.prom", "ml_1.prom"]);
 });
 
 test("--ping-url: {shard} is replaced by the index, so each index pings its own check", async (t) => {

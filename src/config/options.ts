@@ -6,7 +6,7 @@
  */
 import type { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
-import { RULES, type Rule } from "./rules.ts";
+import { addGroupingLabel, RULES, type Rule } from "./rules.ts";
 
 /** The commands a flag belongs to: `global` flags work with every command, anywhere on the line. */
 export type OptionScope = "global" | "sweep";
@@ -42,6 +42,14 @@ function pidList(value: string, previous: unknown): number[] {
     pids.add(Number(part));
   }
   return [...pids];
+}
+
+/** `--pushgateway-label a=x --pushgateway-label b=y` add up, in order. */
+function groupingLabels(value: string, previous: unknown): Array<[string, string]> {
+  const labels = Array.isArray(previous) ? (previous as Array<[string, string]>) : [];
+  const added = addGroupingLabel(labels, value);
+  if (typeof added === "string") throw new Error(`It ${added}.`);
+  return added;
 }
 
 export const OPTIONS = {
@@ -176,7 +184,7 @@ export const OPTIONS = {
   metricsFile: {
     flags: "--metrics-file <path>",
     description:
-      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector)",
+      "after each sweep, write its metrics there atomically (Prometheus text, for node_exporter's textfile collector); {shard} in the path is the shard's index",
     scope: "sweep",
     env: "METRICS_FILE",
     rule: RULES.path,
@@ -187,6 +195,15 @@ export const OPTIONS = {
     scope: "sweep",
     env: "PUSHGATEWAY_URL",
     rule: RULES.httpUrl,
+  },
+  pushgatewayLabel: {
+    flags: "--pushgateway-label <name=value>",
+    description:
+      "add this label to the push's grouping key, so deployments sharing a gateway keep apart; repeatable (not job, shard or __*)",
+    scope: "sweep",
+    env: "PUSHGATEWAY_LABELS",
+    rule: RULES.groupingLabels,
+    parse: groupingLabels,
   },
   reportFile: {
     flags: "--report-file <path>",

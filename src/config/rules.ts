@@ -110,6 +110,38 @@ const PING_URL_RULE = httpUrl({
   error: "must not set rid: each ping carries the run's id",
 });
 
+/** A grouping label's value: a Prometheus label value, no control characters (a log line shows it). */
+type GroupingLabel = [name: string, value: string];
+
+/**
+ * One `name=value` of `--pushgateway-label`, or why not: the name valid in Prometheus and none of
+ * the names the run sets itself (`job`, `shard`) or Prometheus reserves (`__*`).
+ */
+export function groupingLabel(text: string): GroupingLabel | string {
+  const at = text.indexOf("=");
+  const [name, value] = at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + 1)];
+  if (value === undefined) return `must be name=value, e.g. env=prod (got no "=")`;
+  if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name))
+    return `must start with a label name of letters, digits and _ (not a digit first), e.g. env=prod`;
+  if (name.startsWith("__"))
+    return `must not use a name starting with __ (Prometheus reserves them)`;
+  if (name === "job" || name === "shard")
+    return `must not set ${name}: the run sets it (job="ml_scheduler", shard with --shard/--shards)`;
+  if (/\p{Cc}/u.test(value)) return "must not have control characters in its value";
+  return [name, value];
+}
+
+/** The labels with one more: a name given twice is refused (which value was meant is unknowable). */
+export function addGroupingLabel(
+  labels: readonly GroupingLabel[],
+  text: string,
+): GroupingLabel[] | string {
+  const label = groupingLabel(text);
+  if (typeof label === "string") return label;
+  if (labels.some(([name]) => name === label[0])) return `must not name ${label[0]} twice`;
+  return [...labels, label];
+}
+
 /**
  * The rule of each numeric setting, declared once: commander applies it to the flag (exit 2) and
  * config to the environment variable behind it (exit 3). Durations stop at Node's timer limit,
@@ -186,6 +218,19 @@ export const RULES = {
     `must be a duration greater than 0, at most ${LIMITS.ageSeconds / 86_400} days; ${units("seconds")}`,
     false,
   ),
+  /** `PUSHGATEWAY_LABELS=a=x,b=y`: the grouping labels, comma-separated (a value has no comma). */
+  groupingLabels: z.string().transform((v, ctx) => {
+    let labels: GroupingLabel[] = [];
+    for (const part of v.split(",")) {
+      const added = addGroupingLabel(labels, part);
+      if (typeof added === "string") {
+        ctx.addIssue({ code: "custom", message: `${added} (in ${JSON.stringify(part)})` });
+        return z.NEVER;
+      }
+      labels = added;
+    }
+    return labels;
+  }),
 } as const satisfies Record<string, z.ZodType<unknown, string>>;
 
 /**

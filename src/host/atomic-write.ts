@@ -39,20 +39,24 @@ async function ensureRegularOrAbsent(path: string): Promise<void> {
  * textfile collector (which reads `*.prom`) never picks it up. Acts only on a regular file or on
  * nothing: anything else at `path` (checked before the temporary file is made and again before
  * the rename) is NotRegularFile. Throws the file system's error (with its `code`); nothing is
- * left behind. `mode` is the new file's (0644 unless given; the state directory's files are 0600).
+ * left behind. The file is 0644 less the process's umask, unless `mode` is given: then exactly
+ * that, from its creation (a state file holding a token is never readable by others, and the
+ * metrics file stays readable by node_exporter under systemd's `UMask=0027`).
  */
 export async function writeFileAtomic(
   path: string,
   text: string | Iterable<string>,
-  { mode = 0o644 }: { mode?: number } = {},
+  { mode }: { mode?: number } = {},
 ): Promise<void> {
   await ensureRegularOrAbsent(path);
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   let created = false;
   try {
-    const file = await open(temp, "wx", mode);
+    const file = await open(temp, "wx", mode ?? 0o644);
     created = true;
     try {
+      // open's mode passes through the umask; chmod does not.
+      if (mode !== undefined) await file.chmod(mode);
       await file.writeFile(text, "utf8");
       // Without it, a crash after the rename can leave an empty file under the target's name.
       await file.sync();

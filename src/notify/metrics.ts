@@ -49,6 +49,18 @@ export function shardLabel(shard: { index: number } | undefined): Record<string,
   return shard === undefined ? {} : { shard: String(shard.index) };
 }
 
+/** Where `--ping-url` and `--metrics-file` take the shard's index. */
+export const SHARD_PLACEHOLDER = "{shard}";
+
+/**
+ * `text` with `{shard}` replaced by the shard's index; undefined when it has the placeholder but
+ * the run has no shard (the caller says so and leaves that channel out).
+ */
+export function withShard(text: string, shard: { index: number } | undefined): string | undefined {
+  if (!text.includes(SHARD_PLACEHOLDER)) return text;
+  return shard === undefined ? undefined : text.replaceAll(SHARD_PLACEHOLDER, String(shard.index));
+}
+
 /** Epoch seconds of a date, as the exposition's timestamps go. */
 export function epochSeconds(date: Date): number {
   return date.getTime() / 1000;
@@ -167,13 +179,42 @@ function formatValue(value: number): string {
 }
 
 /**
- * The last success recorded in a previous metrics file, or undefined when there is none to
- * trust (the line missing, or a value that is not a plain non-negative number).
+ * The last success a previous metrics file records for this label set (the run's own: a shard's
+ * `{shard="i"}`, or none), or undefined when there is none to trust: no sample with exactly these
+ * labels (another shard's time is not this shard's), or a value that is not a plain non-negative
+ * number.
  */
-export function lastSuccessIn(text: string): number | undefined {
-  const match = new RegExp(`^${LAST_SUCCESS}(?:\\{[^}\\n]*\\})?[ \\t]+(\\S+)`, "m").exec(text);
-  const raw = match?.[1];
-  if (raw === undefined || !/^\d+(\.\d+)?(e[+-]?\d+)?$/i.test(raw)) return undefined;
-  const value = Number(raw);
-  return Number.isFinite(value) ? value : undefined;
+export function lastSuccessIn(
+  text: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  const wanted = labelKey(labels);
+  const line = new RegExp(`^${LAST_SUCCESS}(?:\\{([^}\\n]*)\\})?[ \\t]+(\\S+)`, "gm");
+  for (const match of text.matchAll(line)) {
+    const found = parseLabels(match[1] ?? "");
+    if (found === undefined || labelKey(found) !== wanted) continue;
+    const raw = match[2] ?? "";
+    if (!/^\d+(\.\d+)?(e[+-]?\d+)?$/i.test(raw)) return undefined;
+    const value = Number(raw);
+    return Number.isFinite(value) ? value : undefined;
+  }
+  return undefined;
+}
+
+/** A label set in one comparable form: sorted pairs. */
+function labelKey(labels: Record<string, string>): string {
+  return JSON.stringify(Object.entries(labels).toSorted(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** `a="x",b="y"` (as formatFamily writes it) as an object; undefined for text it did not write. */
+function parseLabels(body: string): Record<string, string> | undefined {
+  const labels: Record<string, string> = {};
+  const pair = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\[\\"n])*)"(?:,|$)/y;
+  for (let at = 0; at < body.length; at = pair.lastIndex) {
+    pair.lastIndex = at;
+    const m = pair.exec(body);
+    if (!m) return undefined;
+    labels[m[1] as string] = (m[2] as string).replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
+  }
+  return labels;
 }

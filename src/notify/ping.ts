@@ -8,6 +8,7 @@
  */
 import type { Counts } from "../core/report.ts";
 import { shownUrl } from "../output/safe-text.ts";
+import { SHARD_PLACEHOLDER, withShard } from "./metrics.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "./notifier.ts";
 import { sendWithin, sideChannel, timeLeft } from "./send.ts";
 
@@ -65,16 +66,7 @@ export const pingNotifier: NotifierFactory = ({ options, warn, signal: hush }) =
  * The check URL of a shard: `{shard}` replaced by its index, so each index has its own check.
  * Undefined when the URL has `{shard}` but the run has no shard (which check is unknowable).
  */
-export function shardPingBase(
-  base: string,
-  shard: { index: number } | undefined,
-): string | undefined {
-  if (!base.includes(SHARD_PLACEHOLDER)) return base;
-  return shard === undefined ? undefined : base.replaceAll(SHARD_PLACEHOLDER, String(shard.index));
-}
-
-/** Where `--ping-url` takes the shard's index. */
-export const SHARD_PLACEHOLDER = "{shard}";
+export const shardPingBase = withShard;
 
 /** What a ping signals: the run started, or it ended with this exit code. */
 export type PingSignal = "start" | number;

@@ -43,8 +43,12 @@ function groupingPair(name: string, value: string): string {
 export const pushgatewayNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
   const base = options.pushgateway;
   if (base === undefined) return undefined;
-  // The grouping key adds the label to every pushed sample: the body does not repeat it.
-  const url = pushUrl(base, Object.entries(shardLabel(options.shard)));
+  // The grouping key adds its labels to every pushed sample: the body does not repeat them.
+  // --pushgateway-label's first (a deployment's), then the shard's.
+  const url = pushUrl(base, [
+    ...(options.pushgatewayLabel ?? []),
+    ...Object.entries(shardLabel(options.shard)),
+  ]);
   const tally = emptyTally();
   const client = sideChannel(url.origin, {
     "content-type": "text/plain; version=0.0.4; charset=utf-8",

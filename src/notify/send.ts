@@ -65,7 +65,9 @@ export async function sendWithin(
   if (hush.aborted) return { failed: "not sent: stopped by a second signal" };
   if (budgetMs < MIN_BUDGET_MS) return { failed: "no time left before the --deadline bound" };
   const cut = new AbortController();
-  const bound = Number.isFinite(budgetMs) ? AbortSignal.timeout(budgetMs) : undefined;
+  // Whole milliseconds: AbortSignal.timeout throws a RangeError (a bug, exit 70) on 968.5, which
+  // half of an odd time left (the start ping's share) is.
+  const bound = Number.isFinite(budgetMs) ? AbortSignal.timeout(Math.floor(budgetMs)) : undefined;
   try {
     const request = client(url, {
       method: init.method,

@@ -16,6 +16,10 @@ import { tempDir } from "../helpers/temp.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
+/** What the runtime stage may remove from the base image: its package managers, nothing else. */
+const PACKAGE_MANAGER =
+  /^\/(usr\/local\/lib\/node_modules\/(npm|corepack)|usr\/local\/bin\/(npm|npx|corepack|yarn|yarnpkg)|opt\/yarn-\*)$/;
+
 test("the Dockerfile's stages replayed here without Docker: dist/ built on this Node, no Node downloaded, a sweep run from the result", async (t) => {
   const dir = tempDir(t, "docker");
   // This Node stands in for the image's (the checkout's node_modules/.bin leave the PATH); npm's
@@ -53,6 +57,12 @@ test("the Dockerfile's stages replayed here without Docker: dist/ built on this 
           const target = statSync(src).isDirectory() ? dest : join(dest, basename(source));
           cpSync(src, target, { recursive: true });
         }
+      } else if (op === "RUN" && args.startsWith("rm ")) {
+        // The runtime stage's removal of the base image's package managers acts on the image's
+        // own files, outside any WORKDIR: never replayed here (it would remove this machine's npm).
+        assert.equal(stage.name, undefined, "only the runtime stage removes anything");
+        for (const path of args.split(/\s+/).slice(2))
+          assert.match(path, PACKAGE_MANAGER, `${path}: only npm, npx, corepack or yarn go`);
       } else if (op === "RUN") {
         execFileSync("sh", ["-c", args], { cwd: workdir, env, stdio: "pipe", timeout: 180_000 });
       } else {
