@@ -27,9 +27,15 @@ export interface Invocation {
   flags: CliFlags;
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-  return String(pkg.version);
+let version: string | undefined;
+
+/** The package's version (package.json), read once: --version, the report, the metrics. */
+export function packageVersion(): string {
+  if (version === undefined) {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    version = String(pkg.version);
+  }
+  return version;
 }
 
 /**
@@ -81,7 +87,7 @@ export function buildProgram(onCommand: (invocation: Invocation) => void): Comma
     .description(
       "One prediction sweep: for each patient, fetch its five newest vitals, ask the ML server for a status and write it back.",
     )
-    .version(version(), "--version")
+    .version(packageVersion(), "--version")
     .helpOption("-h, --help")
     .allowExcessArguments(false)
     // Errors throw a CommanderError; main.ts says them (commander's own line echoes the value).

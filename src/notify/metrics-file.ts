@@ -21,7 +21,7 @@ import type { NotifierFactory } from "./notifier.ts";
 const MAX_PREVIOUS_BYTES = 64 * 1024;
 
 /** The metrics-file notifier, when `--metrics-file` (or METRICS_FILE) is set. */
-export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
+export const metricsFileNotifier: NotifierFactory = ({ options, fail }) => {
   const path = options.metricsFile;
   if (typeof path !== "string") return undefined;
   const tally = emptyTally();
@@ -38,7 +38,7 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
         await writeFileAtomic(path, formatMetrics(end, tally, lastSuccess, labels));
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
-        warn(
+        fail(
           error instanceof NotRegularFile
             ? `The metrics file ${path} was not written: ${NOT_REGULAR_HINT}. The exit code is unchanged.`
             : `The metrics file ${path} could not be written (${code}): check that its directory exists and is writable. The exit code is unchanged.`,

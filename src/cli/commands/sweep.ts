@@ -34,6 +34,7 @@ export async function sweepCommand(ctx: CommandContext): Promise<CommandResult> 
       onEvent: ctx.onEvent,
       onToken: cache?.write,
       runId: ctx.runId,
+      schedulerVersion: ctx.schedulerVersion,
     },
   );
   const next = nextOffset(report);
