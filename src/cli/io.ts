@@ -97,7 +97,11 @@ export function processIo(): ProcessIo {
         const message = `Internal error (a bug, please report it): ${describeBug(error)}`;
         const stack = error instanceof Error && io.verbose ? (error.stack ?? null) : null;
         if (io.out) io.out.error(message, { code: "internal", ...(stack && { stack }) });
-        else await io.stderr("error", `ml-scheduler: ${escapeLine(message)}${stack ? `\n${stack}` : ""}`);
+        else
+          await io.stderr(
+            "error",
+            `ml-scheduler: ${escapeLine(message)}${stack ? `\n${stack}` : ""}`,
+          );
         if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
       } catch {
         // Reporting a bug hit the bug again: the exit code still says what happened.

@@ -13,8 +13,8 @@ import {
   resolveOptionsOnly,
   resolveRun,
 } from "../config/settings.ts";
-import { DEFAULTS } from "../defaults.ts";
 import type { Counts } from "../core/report.ts";
+import { DEFAULTS } from "../defaults.ts";
 import {
   EXIT,
   EXIT_CODES,
@@ -441,7 +441,12 @@ async function notify(
 function openOutput(io: ProcessIo, flags: CliFlags, options: Options | undefined): Output {
   const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
   const { runId, journal } = io;
-  const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr, journal };
+  const shape = {
+    verbose: io.verbose,
+    quiet: flags.quiet === true,
+    stream: process.stderr,
+    journal,
+  };
   const shard = options?.shard;
   io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
   return io.out;
