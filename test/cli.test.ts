@@ -11,6 +11,8 @@ import { BIN, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
+import { makePatients } from "./stand-ins/seed.ts";
+import type { RecordedRequest } from "./stand-ins/server.ts";
 
 const isPut = (r: { method: string }) => r.method === "PUT";
 
@@ -414,6 +416,80 @@ test("on a terminal, a live progress line shows done of total, rate and failures
   const quiet = await underTerminal(`${bin} --quiet >/dev/null`, env);
   assert.equal(quiet.code, 0);
   assert.doesNotMatch(quiet.output, /patients, /);
+});
+
+const ERASE_LINE = "\u001b[K";
+
+/** The line a terminal shows under its cursor once it has drawn `output` (\r, ESC [K, \n). */
+function cursorLine(output: string): string {
+  let line = "";
+  let column = 0;
+  for (const piece of output.split(new RegExp(`(\r|\n|${ERASE_LINE.replace("[", "\\[")})`))) {
+    if (piece === "\n") [line, column] = ["", 0];
+    else if (piece === "\r") column = 0;
+    else if (piece === ERASE_LINE) line = line.slice(0, column);
+    else {
+      line = line.slice(0, column) + piece + line.slice(column + piece.length);
+      column += piece.length;
+    }
+  }
+  return line;
+}
+
+test("on a terminal the progress line stays up while a patient is slow, and shows the count so far", async (t) => {
+  if (spawnSync("script", ["--version"]).error) return t.skip("script(1) is not available");
+  const { backend, env } = await startServices(t, { backend: { patients: makePatients(9) } });
+  const isVitals = (r: RecordedRequest) => r.path === "/api/patient/fetchVitals";
+  // The first eight patients' vitals wait together, then come at once; the ninth's waits alone.
+  const nth = (r: RecordedRequest) => backend.requests.filter(isVitals).indexOf(r);
+  const eight = backend.hold((r) => isVitals(r) && nth(r) < 8);
+  const ninth = backend.hold((r) => isVitals(r) && nth(r) >= 8);
+  const report = join(tempDir(t, "cli"), "report");
+  const bin = `${JSON.stringify(process.execPath)} -- ${JSON.stringify(BIN)}`;
+  const child = spawn(
+    "script",
+    ["-qec", `${bin} --concurrency 8 >${JSON.stringify(report)}`, "/dev/null"],
+    {
+      env: { PATH: process.env.PATH ?? "", ...env, TERM: "dumb" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  t.after(() => clearTimeout(killer));
+  const closed = once(child, "close");
+  let output = "";
+  const shows = (pattern: RegExp, timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(cursorLine(output))) return;
+        clearTimeout(timer);
+        child.stdout.off("data", check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        child.stdout.off("data", check);
+        reject(
+          new Error(`the terminal's line is ${JSON.stringify(cursorLine(output))}, not ${pattern}`),
+        );
+      }, timeoutMs);
+      child.stdout.on("data", check);
+      check();
+    });
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  try {
+    await eight.waitFor(8, 10_000);
+    eight.release();
+    await ninth.waitFor(1, 10_000);
+    // Eight of nine done, the ninth held: a person sees where the sweep stands, not a blank line.
+    await shows(/^8\/9 patients, [\d.]+\/s, 0 failed$/, 5_000);
+  } finally {
+    ninth.release();
+  }
+  const [code] = (await closed) as [number | null];
+  assert.equal(code, 0, output);
+  assert.match(output, /9\/9 patients, /);
 });
 
 test("progress is never drawn when stderr is not a terminal", async (t) => {

@@ -256,9 +256,10 @@ export function createOutput({ verbose, quiet, stream, journal = false }: Output
   };
   /** The progress line brought up to date now, or at most REDRAW_MS after its last redraw. */
   const redraw = () => {
-    if (!live || pending) return;
+    if (!live) return;
     const wait = drawnAt + REDRAW_MS - Date.now();
     if (done === total || wait <= 0) return draw();
+    if (pending) return;
     // Not keeping the process alive: the run's end clears the line anyway.
     pending = setTimeout(draw, wait).unref();
   };
