@@ -4,10 +4,10 @@
  * and what `--quiet` still says.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { EXIT_CODES } from "../src/errors.ts";
 import { finishedLevel, finishedMessage } from "../src/output/human.ts";
@@ -478,4 +478,75 @@ test("a notifier that fails says one error line, --quiet included, and the exit 
   assert.equal(said(/^\[error\] The start ping to .* failed/), 1, res.stderr);
   assert.equal(said(/^\[error\] The end ping \(exit 0\) to .* failed/), 1, res.stderr);
   assert.equal(lines.length, 4, res.stderr);
+});
+
+/** Runs the bin with stderr on a file, as systemd gives a service the journal; answers that file. */
+async function stderrOnFile(
+  t: TestContext,
+  args: string[],
+  env: Record<string, string>,
+  journal: (dev: bigint, ino: bigint) => string | undefined,
+) {
+  const path = join(tempDir(t, "logs"), "journal");
+  const fd = openSync(path, "w");
+  try {
+    const { dev, ino } = fstatSync(fd, { bigint: true });
+    const res = await run(args, { env: { ...env, JOURNAL_STREAM: journal(dev, ino) }, stderr: fd });
+    return { code: res.code, stderr: readFileSync(path, "utf8") };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test("on the journal (JOURNAL_STREAM names stderr) every line starts with its syslog priority", async (t) => {
+  const { backend, env } = await startServices(t);
+  backend.fault((r) => isVitals(r) && r.query.get("key") === "2", { kind: "status", status: 500 });
+  const args = ["--verbose", "--retries", "0"];
+  const itself = (dev: bigint, ino: bigint) => `${dev}:${ino}`;
+  const human = await stderrOnFile(t, args, env, itself);
+  assert.equal(human.code, 1, human.stderr);
+  const lines = human.stderr.trimEnd().split("\n");
+  const priorities = { "<3>": "error", "<4>": "warn", "<6>": "info", "<7>": "debug" } as const;
+  for (const line of lines) {
+    const match = /^(<\d>)\[(\w+)\] /.exec(line);
+    assert.ok(match, `a priority, then the level: ${line}`);
+    assert.equal(priorities[match[1] as keyof typeof priorities], match[2], line);
+  }
+  const said = (prefix: string) => lines.filter((l) => l.startsWith(prefix));
+  assert.match(said("<6>")[0] ?? "", /Sweeping 8 patients/);
+  assert.ok(
+    said("<7>").some((l) => /pid 1: /.test(l)),
+    human.stderr,
+  );
+  assert.ok(
+    said("<4>").some((l) => /pid 2 failed at vitals/.test(l)),
+    human.stderr,
+  );
+  assert.match(lines.at(-1) ?? "", /^<4>\[warn\] run finished: exit 1 /);
+
+  const json = await stderrOnFile(t, [...args, "--log-format", "json"], env, itself);
+  assert.equal(json.code, 1, json.stderr);
+  for (const line of json.stderr.trimEnd().split("\n")) {
+    const match = /^(<\d>)(\{.*)$/.exec(line);
+    assert.ok(match, line);
+    assert.equal(
+      priorities[match[1] as keyof typeof priorities],
+      JSON.parse(match[2] ?? "").level,
+      line,
+    );
+  }
+  // Before any logger: a refused command line.
+  const usage = await stderrOnFile(t, ["--bogus"], env, itself);
+  assert.equal(usage.code, 2, usage.stderr);
+  assert.match(
+    usage.stderr,
+    /^<3>ml-scheduler: unknown option '--bogus' \(see --help\)\n<3>\[error\] run finished: exit 2 /,
+  );
+
+  // A stream that is not stderr's own (a child whose stderr was redirected inherits it): no
+  // prefix. (Without JOURNAL_STREAM, every other test reads lines without one.)
+  const elsewhere = await stderrOnFile(t, args, env, (dev, ino) => `${dev}:${ino + 1n}`);
+  assert.equal(elsewhere.code, 1, elsewhere.stderr);
+  assert.match(elsewhere.stderr, /^\[info\] Sweeping 8 patients$/m);
+  assert.doesNotMatch(elsewhere.stderr, /<\d>/);
 });

@@ -25,6 +25,8 @@ export interface RunOptions {
   nodeArgs?: string[];
   /** stdout goes here instead of a pipe (e.g. a descriptor of /dev/full). */
   stdout?: number;
+  /** stderr goes here instead of a pipe (e.g. a file's descriptor, as the journal's stream). */
+  stderr?: number;
 }
 
 /** Spawns `node bin/ml-scheduler.js ...args` and collects its output. */
@@ -41,7 +43,7 @@ export function run(args: string[], options: RunOptions = {}): Promise<RunResult
     {
       env,
       cwd: options.cwd ?? fileURLToPath(new URL(".", import.meta.url)),
-      stdio: ["ignore", options.stdout ?? "pipe", "pipe"],
+      stdio: ["ignore", options.stdout ?? "pipe", options.stderr ?? "pipe"],
     },
   );
   options.onSpawn?.(child);
