@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { BIN, parseReport, run } from "./helpers/exec.ts";
+import { BIN, PACKAGE_VERSION, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
@@ -55,6 +55,7 @@ test("--json prints exactly one JSON document whose counts add up", async (t) =>
   );
   const again = parseReport((await run(["--json"], { env })).stdout);
   assert.notEqual(again.runId, report.runId, "each run has its own id");
+  assert.equal(report.schedulerVersion, PACKAGE_VERSION, "the package's version");
   assert.equal(report.exitCode, 0);
   assert.equal(report.error, null);
   assert.equal(report.dryRun, false);
