@@ -111,7 +111,7 @@ test("the validator and the schema refuse what a report must not hold", () => {
   const good = {
     version: 1,
     runId: "3f0c6e1a-2b7d-4a57-9c3e-1d2f3a4b5c6d",
-    schedulerVersion: "1.0.0",
+    schedulerVersion: "0.1.0",
     startedAt: "2026-11-27T10:00:00.000Z",
     finishedAt: "2026-11-27T10:00:00.412Z",
     durationMs: 412,
