@@ -1,7 +1,8 @@
 /**
  * `--log-format json`: stderr as one JSON object per line, for log collectors. The same lines as
  * the human output (the words come from human.ts), with `time`, `level`, `msg`, `run_id` and the
- * event's fields; requests too under --verbose; never a progress line.
+ * event's fields; requests too under --verbose; never a progress line. The last line's `msg` is
+ * `run finished` alone, its numbers in fields; on the journal each line starts with `<N>`.
  */
 import type { SweepEvent } from "../core/events.ts";
 import {
