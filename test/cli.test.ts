@@ -6,7 +6,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { test } from "node:test";
+import type { SweepEvent } from "../src/core/events.ts";
+import { createOutput } from "../src/output/human.ts";
 import { BIN, beforeFinished, PACKAGE_VERSION, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
@@ -492,6 +495,39 @@ test("on a terminal the progress line stays up while a patient is slow, and show
   const [code] = (await closed) as [number | null];
   assert.equal(code, 0, output);
   assert.match(output, /9\/9 patients, /);
+});
+
+test("a line printed on a terminal clears the progress line, which is drawn again below it", () => {
+  let text = "";
+  const writer = new Writable({
+    write(chunk, _encoding, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  const stream = Object.assign(writer, { isTTY: true }) as unknown as NodeJS.WriteStream;
+  const out = createOutput({ verbose: false, quiet: false, stream });
+  const done = (pid: number, failed: boolean): SweepEvent => ({
+    type: "patient_done",
+    durationMs: 1,
+    result: {
+      pid,
+      outcome: failed ? "failed" : "unchanged",
+      from: 9,
+      to: failed ? null : 9,
+      stage: failed ? "vitals" : null,
+      reason: failed ? "http_500" : null,
+      detail: null,
+    },
+  });
+  out.event({ type: "run_started", patients: 3 });
+  out.event(done(1, false));
+  assert.match(cursorLine(text), /^1\/3 patients, [\d.]+\/s, 0 failed$/);
+  out.event(done(2, true));
+  assert.match(text, /pid 2 failed at vitals: http_500\n/);
+  assert.match(cursorLine(text), /^2\/3 patients, [\d.]+\/s, 1 failed$/, "drawn again at once");
+  out.finish();
+  assert.equal(cursorLine(text), "", "cleared for the report");
 });
 
 test("progress is never drawn when stderr is not a terminal", async (t) => {

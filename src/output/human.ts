@@ -267,20 +267,21 @@ export function createOutput({ verbose, quiet, stream, journal = false }: Output
    * One message, escaped so that it stays one line (a stack, ours, follows on its own lines). The
    * progress line is cleared only for a line that is printed, and drawn again below it.
    */
-  const say = (level: Level, message: string, below?: string) => {
-    if (CONSOLA_LEVELS[level] > most) return;
+  const say = (level: Level, message: string, below?: string): boolean => {
+    if (CONSOLA_LEVELS[level] > most) return false;
     const wasShown = shown;
     clear();
     const line = escapeLine(message);
     logger[level](below === undefined ? line : `${line}\n${below}`);
     if (wasShown) draw();
+    return wasShown;
   };
   const announced = new Set<string>();
   const ended = (code: string, message: string) => {
     announced.add(code);
     say(endedLevel(code), message);
   };
-  const finish = () => {
+  const finish = (): void => {
     clearTimeout(pending);
     pending = undefined;
     finished = true;
@@ -304,13 +305,14 @@ export function createOutput({ verbose, quiet, stream, journal = false }: Output
         total = event.patients;
         started = Date.now();
       }
-      const line = eventLine(event);
-      if (line) say(line.level, line.msg);
+      // A patient counts before its line is said: the line drawn again below it is current.
       if (event.type === "patient_done") {
         done++;
         if (event.result.outcome === "failed") failed++;
-        redraw();
       }
+      const line = eventLine(event);
+      const drawn = line !== undefined && say(line.level, line.msg);
+      if (event.type === "patient_done" && !drawn) redraw();
     },
     finish,
     finished(summary) {
