@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { usageError } from "./helpers/argv.ts";
-import { parseReport, run } from "./helpers/exec.ts";
+import { beforeFinished, PACKAGE_VERSION, parseReport, run } from "./helpers/exec.ts";
 import { secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { demoPatients } from "./stand-ins/seed.ts";
@@ -48,6 +48,7 @@ test("check --json prints one document wherever --json stands", async (t) => {
     assert.equal(res.code, 0, res.stderr);
     const report = parseReport(res.stdout);
     assert.equal(report.command, "check");
+    assert.equal(report.schedulerVersion, PACKAGE_VERSION, "the package's version");
     assert.equal(report.exitCode, 0);
     assert.deepEqual(
       report.steps.map((s: { step: string; ok: boolean }) => [s.step, s.ok]),
@@ -95,7 +96,7 @@ test("check refuses every sweep option with exit 2 and one line", async () => {
   // The bin once; the other places a sweep option can stand, in-process.
   const res = await run(["check", "--dry-run"], {});
   assert.equal(res.code, 2, res.stderr);
-  assert.equal(res.stderr.trim().split("\n").length, 1);
+  assert.equal(beforeFinished(res.stderr).length, 1, res.stderr);
   assert.match(res.stderr, /check takes no sweep options: remove --dry-run/);
   for (const args of [
     ["--patient", "3", "check"],

@@ -6,13 +6,18 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { test } from "node:test";
+import type { SweepEvent } from "../src/core/events.ts";
 import { runSweep } from "../src/index.ts";
+import { createOutput } from "../src/output/human.ts";
 import { configProblems, usageError } from "./helpers/argv.ts";
-import { BIN, parseReport, run } from "./helpers/exec.ts";
+import { BIN, beforeFinished, PACKAGE_VERSION, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { predictStatus } from "./stand-ins/ml.ts";
+import { makePatients } from "./stand-ins/seed.ts";
+import type { RecordedRequest } from "./stand-ins/server.ts";
 
 const isPut = (r: { method: string }) => r.method === "PUT";
 
@@ -56,6 +61,7 @@ test("--json prints exactly one JSON document whose counts add up", async (t) =>
   );
   const again = parseReport((await run(["--json"], { env })).stdout);
   assert.notEqual(again.runId, report.runId, "each run has its own id");
+  assert.equal(report.schedulerVersion, PACKAGE_VERSION, "the package's version");
   assert.equal(report.exitCode, 0);
   assert.equal(report.error, null);
   assert.equal(report.dryRun, false);
@@ -143,13 +149,14 @@ test("a failing patient is reported with its stage and reason, the rest go on, e
     assert.match(line, /^\[(info|warn)\] \S/, "one line per message, level first");
 });
 
-test("usage errors exit 2 with one line", async () => {
+test("usage errors exit 2 with one line, then the run's end", async () => {
   // The bin once: a usage error is exit 2, one line on stderr, nothing on stdout.
   const res = await run(["--concurrency", "0"], { env: {} });
   assert.equal(res.code, 2, res.stderr);
   assert.equal(res.stdout, "");
-  assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
-  assert.match(res.stderr, /^ml-scheduler: .*'--concurrency <n>'.*\(see --help\)$/m);
+  const said = beforeFinished(res.stderr);
+  assert.equal(said.length, 1, res.stderr);
+  assert.match(said[0] ?? "", /^ml-scheduler: .*'--concurrency <n>'.*\(see --help\)$/);
   // Each kind of usage error, in-process: an unknown flag, a value its rule refuses, a stray word.
   for (const [args, said] of [
     [["--bogus"], /unknown option '--bogus'/],
@@ -422,6 +429,113 @@ test("on a terminal, a live progress line shows done of total, rate and failures
   const quiet = await underTerminal(`${bin} --quiet >/dev/null`, env);
   assert.equal(quiet.code, 0);
   assert.doesNotMatch(quiet.output, /patients, /);
+});
+
+const ERASE_LINE = "\u001b[K";
+
+/** The line a terminal shows under its cursor once it has drawn `output` (\r, ESC [K, \n). */
+function cursorLine(output: string): string {
+  let line = "";
+  let column = 0;
+  for (const piece of output.split(new RegExp(`(\r|\n|${ERASE_LINE.replace("[", "\\[")})`))) {
+    if (piece === "\n") [line, column] = ["", 0];
+    else if (piece === "\r") column = 0;
+    else if (piece === ERASE_LINE) line = line.slice(0, column);
+    else {
+      line = line.slice(0, column) + piece + line.slice(column + piece.length);
+      column += piece.length;
+    }
+  }
+  return line;
+}
+
+test("on a terminal the progress line stays up while a patient is slow, and shows the count so far", async (t) => {
+  if (spawnSync("script", ["--version"]).error) return t.skip("script(1) is not available");
+  const { backend, env } = await startServices(t, { backend: { patients: makePatients(9) } });
+  const isVitals = (r: RecordedRequest) => r.path === "/api/patient/fetchVitals";
+  // The first eight patients' vitals wait together, then come at once; the ninth's waits alone.
+  const nth = (r: RecordedRequest) => backend.requests.filter(isVitals).indexOf(r);
+  const eight = backend.hold((r) => isVitals(r) && nth(r) < 8);
+  const ninth = backend.hold((r) => isVitals(r) && nth(r) >= 8);
+  const report = join(tempDir(t, "cli"), "report");
+  const bin = `${JSON.stringify(process.execPath)} -- ${JSON.stringify(BIN)}`;
+  const child = spawn(
+    "script",
+    ["-qec", `${bin} --concurrency 8 >${JSON.stringify(report)}`, "/dev/null"],
+    {
+      env: { PATH: process.env.PATH ?? "", ...env, TERM: "dumb" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  t.after(() => clearTimeout(killer));
+  const closed = once(child, "close");
+  let output = "";
+  const shows = (pattern: RegExp, timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(cursorLine(output))) return;
+        clearTimeout(timer);
+        child.stdout.off("data", check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        child.stdout.off("data", check);
+        reject(
+          new Error(`the terminal's line is ${JSON.stringify(cursorLine(output))}, not ${pattern}`),
+        );
+      }, timeoutMs);
+      child.stdout.on("data", check);
+      check();
+    });
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  try {
+    await eight.waitFor(8, 10_000);
+    eight.release();
+    await ninth.waitFor(1, 10_000);
+    // Eight of nine done, the ninth held: a person sees where the sweep stands, not a blank line.
+    await shows(/^8\/9 patients, [\d.]+\/s, 0 failed$/, 5_000);
+  } finally {
+    ninth.release();
+  }
+  const [code] = (await closed) as [number | null];
+  assert.equal(code, 0, output);
+  assert.match(output, /9\/9 patients, /);
+});
+
+test("a line printed on a terminal clears the progress line, which is drawn again below it", () => {
+  let text = "";
+  const writer = new Writable({
+    write(chunk, _encoding, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  const stream = Object.assign(writer, { isTTY: true }) as unknown as NodeJS.WriteStream;
+  const out = createOutput({ verbose: false, quiet: false, stream });
+  const done = (pid: number, failed: boolean): SweepEvent => ({
+    type: "patient_done",
+    durationMs: 1,
+    result: {
+      pid,
+      outcome: failed ? "failed" : "unchanged",
+      from: 9,
+      to: failed ? null : 9,
+      stage: failed ? "vitals" : null,
+      reason: failed ? "http_500" : null,
+      detail: null,
+    },
+  });
+  out.event({ type: "run_started", patients: 3 });
+  out.event(done(1, false));
+  assert.match(cursorLine(text), /^1\/3 patients, [\d.]+\/s, 0 failed$/);
+  out.event(done(2, true));
+  assert.match(text, /pid 2 failed at vitals: http_500\n/);
+  assert.match(cursorLine(text), /^2\/3 patients, [\d.]+\/s, 1 failed$/, "drawn again at once");
+  out.finish();
+  assert.equal(cursorLine(text), "", "cleared for the report");
 });
 
 test("progress is never drawn when stderr is not a terminal", async (t) => {

@@ -14,7 +14,7 @@ import { RULES } from "../src/config/rules.ts";
 import { Report } from "../src/core/report.ts";
 import { EXIT_CODES } from "../src/errors.ts";
 import { configProblems, helpText, USABLE_ENV, usageError } from "./helpers/argv.ts";
-import { parseReport, type RunResult, run } from "./helpers/exec.ts";
+import { beforeFinished, parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { type JsonSchema, validate } from "./helpers/json-schema.ts";
 import { startServices } from "./helpers/services.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
@@ -50,7 +50,8 @@ function at(schema: unknown, ...path: Array<string | number>): JsonSchema {
 /** Exit `code`, exactly one line on stderr naming `pattern`, and a conforming early report. */
 function assertRefused(res: RunResult, code: number, pattern: RegExp, what: string): void {
   assert.equal(res.code, code, `${what}: ${res.stderr}`);
-  assert.equal(res.stderr.trim().split("\n").length, 1, `${what}: one line, got ${res.stderr}`);
+  const said = beforeFinished(res.stderr);
+  assert.equal(said.length, 1, `${what}: one line, then the end, got ${res.stderr}`);
   assert.match(res.stderr, pattern, what);
   const report = parseReport(res.stdout);
   assert.equal(report.exitCode, code, what);
@@ -111,6 +112,7 @@ test("the validator and the schema refuse what a report must not hold", () => {
   const good = {
     version: 2,
     runId: "3f0c6e1a-2b7d-4a57-9c3e-1d2f3a4b5c6d",
+    schedulerVersion: "0.1.0",
     startedAt: "2026-11-27T10:00:00.000Z",
     finishedAt: "2026-11-27T10:00:00.412Z",
     durationMs: 412,

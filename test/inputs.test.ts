@@ -10,15 +10,18 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { runSweep } from "../src/index.ts";
 import { configProblems, USABLE_ENV, usageError } from "./helpers/argv.ts";
-import { BIN, parseReport, type RunResult, run } from "./helpers/exec.ts";
+import { BIN, beforeFinished, parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { DEMO_USER } from "./stand-ins/seed.ts";
 
-/** Exit code `code`, exactly one line on stderr, and with --json exactly one JSON document. */
+/**
+ * Exit code `code`, exactly one line on stderr before the run's end, and with --json exactly one
+ * JSON document.
+ */
 function assertRefused(res: RunResult, code: number, pattern: RegExp, what: string): void {
   assert.equal(res.code, code, `${what}: ${res.stderr}`);
-  const lines = res.stderr.trim().split("\n");
+  const lines = beforeFinished(res.stderr);
   assert.equal(lines.length, 1, `${what}: one line, got ${res.stderr}`);
   assert.match(res.stderr, pattern, what);
   assert.doesNotMatch(res.stderr, /\n\s+at /, `${what}: no stack trace`);
@@ -100,7 +103,7 @@ test("a *_FILE naming a device, a FIFO, a directory or a huge file is exit 3 at 
     timeoutMs: 10_000,
   });
   assert.equal(res.code, 3, res.stderr);
-  const lines = res.stderr.trim().split("\n");
+  const lines = beforeFinished(res.stderr);
   assert.equal(lines.length, 3, res.stderr);
   for (const variable of Object.keys(blocking)) {
     const line = lines.find((l) => l.includes(`${variable}:`)) ?? "";

@@ -20,7 +20,7 @@ import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { acquireLock } from "../src/host/lock.ts";
-import { BIN, parseReport, run, waitForStderr } from "./helpers/exec.ts";
+import { BIN, beforeFinished, parseReport, run, waitForStderr } from "./helpers/exec.ts";
 import { asPid1, canUnshare, childOf } from "./helpers/namespace.ts";
 import { startServices } from "./helpers/services.ts";
 import type { RecordedRequest } from "./stand-ins/server.ts";
@@ -69,7 +69,7 @@ test("a live run's fresh lock is exit 7 with no request; a dead run's is taken o
       `pid ${process.pid} on host ${host}, last refreshed \\d+s ago.*this run did nothing`,
     ),
   );
-  assert.equal(held.stderr.trim().split("\n").length, 1);
+  assert.equal(beforeFinished(held.stderr).length, 1, held.stderr);
   assert.equal(parseReport(held.stdout).error.code, "locked");
   assert.equal(backend.requests.length + ml.requests.length, 0);
 

@@ -11,12 +11,13 @@ import { OUTCOMES } from "../src/core/report.ts";
 import { escapeLabelValue, lastSuccessIn } from "../src/notify/metrics.ts";
 import { pushUrl } from "../src/notify/pushgateway.ts";
 import { configProblems, NO_ENV_FILE, parseArgs, USABLE_ENV, usageError } from "./helpers/argv.ts";
-import { parseReport, run } from "./helpers/exec.ts";
+import { beforeFinished, PACKAGE_VERSION, parseReport, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";
 import { tempDir } from "./helpers/temp.ts";
 import { type Pushgateway, startPushgateway } from "./stand-ins/pushgateway.ts";
 
 const FAMILIES = [
+  "ml_scheduler_build_info",
   "ml_scheduler_last_run_timestamp_seconds",
   "ml_scheduler_last_success_timestamp_seconds",
   "ml_scheduler_run_duration_seconds",
@@ -93,6 +94,9 @@ function assertClean(metrics: string, output = "") {
   assert.doesNotMatch(metrics, /pid|heart_rate|sao2|systolic|diastolic|respiration/);
 }
 
+/** What ran: the package's version and the Node the tests spawn the bin with (this one). */
+const BUILD = { version: PACKAGE_VERSION, node: process.version };
+
 const isVitals = (r: { path: string }) => r.path === "/api/patient/fetchVitals";
 const isLogin = (r: { path: string }) => r.path === "/api/login/";
 
@@ -142,10 +146,11 @@ test("the metrics file is Prometheus text describing the last run, a failed pati
   assert.equal(requests("backend", "2xx"), backend.requests.length - 1);
   assert.equal(requests("ml", "2xx"), ml.requests.length);
   for (const c of ["3xx", "4xx", "none"]) assert.equal(requests("backend", c), 0, c);
+  assert.equal(m.one("ml_scheduler_build_info", BUILD), 1);
   const labels = new Set(m.samples.flatMap((s) => Object.keys(s.labels)));
   assert.deepEqual(
     [...labels].toSorted(),
-    ["class", "outcome", "service", "source"],
+    ["class", "node", "outcome", "service", "source", "version"],
     "no per-patient label",
   );
   assertClean(text, res.stderr);
@@ -220,13 +225,13 @@ test("check leaves the metrics file alone: it describes sweeps", async (t) => {
   assertOnly(dir, []);
 });
 
-test("a metrics file that cannot be written is a warning; the exit code stays", async (t) => {
+test("a metrics file that cannot be written is an error line; the exit code stays", async (t) => {
   const { env } = await startServices(t);
   const dir = tempDir(t, "metrics");
   const path = join(dir, "missing", "ml_scheduler.prom");
   const res = await run(["--metrics-file", path], { env });
   assert.equal(res.code, 0, res.stderr);
-  assert.match(res.stderr, /\[warn\] The metrics file .* could not be written \(ENOENT\)/);
+  assert.match(res.stderr, /\[error\] The metrics file .* could not be written \(ENOENT\)/);
   assertOnly(dir, []);
 });
 
@@ -245,14 +250,14 @@ test("the metrics file is replaced, never rewritten in place; a failed write lea
   assertOnly(dir, ["ml_scheduler.prom", "reader"]);
 
   // A directory holds the name: it is never replaced (files.test.ts has every other kind), one
-  // warning, and no temporary file is left.
+  // error line, and no temporary file is left.
   const blocked = join(dir, "blocked.prom");
   mkdirSync(blocked);
   const failed = await run(["--metrics-file", blocked], { env });
   assert.equal(failed.code, 0, failed.stderr);
   assert.match(
     failed.stderr,
-    /\[warn\] The metrics file .*blocked\.prom was not written: it is not a regular file/,
+    /\[error\] The metrics file .*blocked\.prom was not written: it is not a regular file/,
   );
   assertOnly(dir, ["blocked.prom", "ml_scheduler.prom", "reader"]);
 });
@@ -271,6 +276,7 @@ test("the Pushgateway gets one POST of the metrics under job ml_scheduler, a pat
   assert.deepEqual([...m.help.keys()], FAMILIES);
   assert.equal(m.one("ml_scheduler_exit_code"), 0);
   assert.equal(m.one("ml_scheduler_patients", { outcome: "updated" }), 4);
+  assert.equal(m.one("ml_scheduler_build_info", BUILD), 1);
   assertClean(push?.body ?? "");
 });
 
@@ -294,7 +300,7 @@ test("a push for a failed run leaves the last success out, so the gateway keeps 
   assert.deepEqual(group()?.get("ml_scheduler_exit_code"), ["ml_scheduler_exit_code 5"]);
 });
 
-test("a Pushgateway that is down is a warning after one retry; the exit code stays", async (t) => {
+test("a Pushgateway that is down is an error line after one retry; the exit code stays", async (t) => {
   const { env } = await startServices(t);
   const g = await gateway(t);
   g.down();
@@ -303,7 +309,7 @@ test("a Pushgateway that is down is a warning after one retry; the exit code sta
   assert.equal(g.pushes.length, 2, "one retry");
   assert.match(
     res.stderr,
-    /\[warn\] The push to the Pushgateway at http:\/\/127\.0\.0\.1:\d+ failed/,
+    /\[error\] The push to the Pushgateway at http:\/\/127\.0\.0\.1:\d+ failed/,
   );
 });
 
@@ -436,7 +442,7 @@ test("a report file that cannot be written is exit 74 with one error line, after
   const dir = tempDir(t, "report");
   const res = await run(["--report-file", join(dir, "missing", "report.json")], { env });
   assert.equal(res.code, 74, res.stderr);
-  const errors = res.stderr.split("\n").filter((l) => l.startsWith("[error]"));
+  const errors = beforeFinished(res.stderr).filter((l) => l.startsWith("[error]"));
   assert.equal(errors.length, 1, res.stderr);
   assert.match(errors[0] ?? "", /--report-file .* \(ENOENT\): check that its directory exists/);
   assert.equal(backend.writes.length, 4, "the sweep itself ran");

@@ -151,15 +151,6 @@ test("a service that switches protocols and keeps the socket open cannot keep th
   assert.equal(parseReport(res.stdout).error.code, "upstream");
 });
 
-test("--quiet logs errors only: a failed patient's warning is not written", async (t) => {
-  const { backend, env } = await startServices(t);
-  backend.fault((r) => isVitals(r) && r.query.get("key") === "2", { kind: "status", status: 500 });
-  const res = await run(["--quiet", "--retries", "0"], { env });
-  assert.equal(res.code, 1);
-  assert.equal(res.stderr, "");
-  assert.match(res.stdout, /pid 2: failed at vitals: http_500/);
-});
-
 test("--deadline is a hard bound through the bin: a stalled login, a long Retry-After, the process ends", async (t) => {
   const { backend, env } = await startServices(t);
   backend.fault((r) => r.path === "/api/login/", { kind: "stall" });

@@ -29,12 +29,13 @@ const predictsSince = (requests: RecordedRequest[], from: number) =>
 const sweep = (env: Record<string, string>, dir: string, args: string[] = []) =>
   run(["--json", "--verbose", "--log-format", "json", "--state-dir", dir, ...args], { env });
 
-/** The JSON log lines of the patients, by pid. */
+/** The JSON log lines of the patients, by pid (`patient_id` in the logs). */
 function patientLines(stderr: string): Map<number, Record<string, unknown>> {
   const lines = new Map<number, Record<string, unknown>>();
   for (const text of stderr.trim().split("\n")) {
     const line = JSON.parse(text);
-    if (typeof line.outcome === "string" && typeof line.pid === "number") lines.set(line.pid, line);
+    if (typeof line.outcome === "string" && typeof line.patient_id === "number")
+      lines.set(line.patient_id, line);
   }
   return lines;
 }

@@ -13,7 +13,7 @@ import { createOutput } from "../src/output/human.ts";
 import { createJsonLog } from "../src/output/json-log.ts";
 import { formatHuman, formatJson } from "../src/output/report.ts";
 import { escapeLine, hideValues, NOT_SHOWN, safeJson, shownUrl } from "../src/output/safe-text.ts";
-import { parseReport, run } from "./helpers/exec.ts";
+import { beforeFinished, parseReport, run } from "./helpers/exec.ts";
 import { startServices } from "./helpers/services.ts";
 
 /** Secrets a URL can hide in: user info (with @, /, ' and spaces), the path, the query. */
@@ -64,13 +64,14 @@ test("a refused URL's secrets reach no output: the human line, the JSON line and
   assert.equal(human.code, 2);
   assert.match(
     human.stderr,
-    /^ml-scheduler: option '--pushgateway <url>' argument .* is invalid\. .*\(see --help\)\n$/,
+    /^ml-scheduler: option '--pushgateway <url>' argument .* is invalid\. .*\(see --help\)\n\[error\] run finished: exit 2 \(usage\) in [\d.]+s\n$/,
   );
   assert.doesNotMatch(human.stderr, /S3|CRET|admin/);
 
   const json = await run(["--log-format", "json", "--json", `--ping-url=${ping}`]);
   assert.equal(json.code, 2);
-  const line = JSON.parse(json.stderr) as { msg: string; code: string };
+  const [said] = beforeFinished(json.stderr);
+  const line = JSON.parse(said ?? "") as { msg: string; code: string };
   assert.equal(line.code, "usage");
   assert.match(line.msg, /--ping-url <url>' argument 'https:\/\/hc\.example' is invalid/);
   const report = parseReport(json.stdout);

@@ -3,14 +3,15 @@
  * stderr is best effort, a bug is one line (exit 70), and the process ends only after both drain.
  */
 import { randomUUID } from "node:crypto";
+import { fstatSync } from "node:fs";
 import { mostInFlight } from "../config/rules.ts";
 import { buildReport } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
 import { EXIT, type ExitCode, type ExitName } from "../errors.ts";
-import type { Output } from "../output/human.ts";
+import { JOURNAL_PRIORITY, type Level, type Output } from "../output/human.ts";
 import { formatJson } from "../output/report.ts";
 import { escapeLine } from "../output/safe-text.ts";
-import type { CliFlags } from "./program.ts";
+import { type CliFlags, packageVersion } from "./program.ts";
 
 export interface ProcessIo {
   /** Set once flags are read: a bug's stack is logged only with --verbose. */
@@ -22,6 +23,10 @@ export interface ProcessIo {
   out: Output | undefined;
   /** A random UUID naming this run in its report, log lines and pings; early documents too. */
   readonly runId: string;
+  /** stderr is the systemd journal: every line starts with its syslog priority. */
+  readonly journal: boolean;
+  /** Lines to stderr before (or without) a logger, each with its priority on the journal. */
+  stderr(level: Level, text: string): Promise<boolean>;
   /** Set with --json: a bug still prints the one JSON document. */
   jsonFlags: CliFlags | undefined;
   /** Writes to stdout (pieces one after another); false when it could not be written. */
@@ -54,9 +59,13 @@ export function processIo(): ProcessIo {
         resolve(false);
       }
     });
+  const journal = stderrIsJournal(process.env.JOURNAL_STREAM);
   const io: ProcessIo = {
     verbose: false,
     runId: randomUUID(),
+    journal,
+    stderr: (level, text) =>
+      put(process.stderr, `${text.replace(/^/gm, journal ? JOURNAL_PRIORITY[level] : "")}\n`),
     out: undefined,
     jsonFlags: undefined,
     async write(text) {
@@ -74,6 +83,7 @@ export function processIo(): ProcessIo {
         runId: io.runId,
         startedAt: now,
         finishedAt: now,
+        schedulerVersion: packageVersion(),
         dryRun: flags.dryRun === true,
         concurrency: mostInFlight(flags.concurrency ?? DEFAULTS.concurrency),
         exitCode,
@@ -88,9 +98,9 @@ export function processIo(): ProcessIo {
         const stack = error instanceof Error && io.verbose ? (error.stack ?? null) : null;
         if (io.out) io.out.error(message, { code: "internal", ...(stack && { stack }) });
         else
-          await put(
-            process.stderr,
-            `ml-scheduler: ${escapeLine(message)}${stack ? `\n${stack}` : ""}\n`,
+          await io.stderr(
+            "error",
+            `ml-scheduler: ${escapeLine(message)}${stack ? `\n${stack}` : ""}`,
           );
         if (io.jsonFlags) await io.early(EXIT.internal, "internal", message, io.jsonFlags);
       } catch {
@@ -100,7 +110,7 @@ export function processIo(): ProcessIo {
     },
     warn(message) {
       if (io.out) io.out.warn(message);
-      else void put(process.stderr, `[warn] ${escapeLine(message)}\n`);
+      else void io.stderr("warn", `[warn] ${escapeLine(message)}`);
     },
     async exit(code) {
       const drained = Promise.all([put(process.stdout, ""), put(process.stderr, "")]);
@@ -116,4 +126,19 @@ function describeBug(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   const line = text.split("\n")[0] ?? "";
   return line.length > 200 ? `${line.slice(0, 200)}...` : line;
+}
+
+/**
+ * Whether stderr is the systemd journal: JOURNAL_STREAM (`<device>:<inode>`, in decimal) names
+ * stderr's own file, as systemd.exec(5) says to check; a child whose stderr was redirected
+ * elsewhere inherits the variable but not the stream.
+ */
+function stderrIsJournal(stream: string | undefined): boolean {
+  if (!stream) return false;
+  try {
+    const { dev, ino } = fstatSync(2, { bigint: true });
+    return stream === `${dev}:${ino}`;
+  } catch {
+    return false;
+  }
 }

@@ -12,6 +12,8 @@ import type { ExitCode } from "../errors.ts";
 export interface CommandContext {
   /** A random UUID naming this run in its report, log lines and pings. */
   runId: string;
+  /** The package's version, for the report's `schedulerVersion`. */
+  schedulerVersion: string;
   settings: RunSettings;
   /** Aborted when in-flight requests must stop now (a second signal, a bug). */
   signal: AbortSignal;

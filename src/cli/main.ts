@@ -12,15 +12,23 @@ import {
   resolveOptionsOnly,
   resolveRun,
 } from "../config/settings.ts";
+import type { Counts } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
-import { EXIT, type ExitCode, type ExitName, pickExitCode, SchedulerError } from "../errors.ts";
+import {
+  EXIT,
+  EXIT_CODES,
+  type ExitCode,
+  type ExitName,
+  pickExitCode,
+  SchedulerError,
+} from "../errors.ts";
 import { NOT_REGULAR_HINT, NotRegularFile, writeFileAtomic } from "../host/atomic-write.ts";
 import { acquireLock, type Lock } from "../host/lock.ts";
 import { metricsFileNotifier } from "../notify/metrics-file.ts";
 import type { Notifier, NotifierFactory, RunFacts } from "../notify/notifier.ts";
 import { pingNotifier } from "../notify/ping.ts";
 import { pushgatewayNotifier } from "../notify/pushgateway.ts";
-import { createOutput, type Output } from "../output/human.ts";
+import { createOutput, type Output, type RunSummary } from "../output/human.ts";
 import { createJsonLog } from "../output/json-log.ts";
 import { checkCommand } from "./commands/check.ts";
 import { sweepCommand } from "./commands/sweep.ts";
@@ -31,6 +39,7 @@ import {
   type CliFlags,
   type CommandName,
   type Invocation,
+  packageVersion,
   usageLine,
   usageMessage,
 } from "./program.ts";
@@ -51,12 +60,50 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   const bugs = new BugTrap();
   process.on("uncaughtException", (error) => bugs.catch(error));
   process.on("unhandledRejection", (error) => bugs.catch(error));
+  const ending: Ending = { startedAt: Date.now(), command: undefined, counts: null, run: true };
   let code: number = EXIT.internal;
   try {
-    code = await run(argv, io, bugs).catch((error: unknown) => io.internal(error));
+    code = await run(argv, io, bugs, ending).catch((error: unknown) => io.internal(error));
     if (bugs.stray && code !== EXIT.internal) code = await io.internal(bugs.stray.error);
+    sayFinished(io, argv, ending, code);
   } finally {
     await io.exit(code);
+  }
+}
+
+/** What the run's last line tells besides its exit code, gathered as the lifecycle goes. */
+interface Ending {
+  /** Epoch milliseconds at the process's start of work. */
+  startedAt: number;
+  command: CommandName | undefined;
+  counts: Counts | null;
+  /** False for --help and --version: no run, no `run finished` line. */
+  run: boolean;
+}
+
+/**
+ * The run's last log line, `run finished`, with its exit code, the code's name, the counts and
+ * the duration: a log collector alone can alert on it. Said for every run, a refused command
+ * line included; under --quiet for any exit but 0, at error.
+ */
+function sayFinished(io: ProcessIo, argv: string[], ending: Ending, exitCode: number): void {
+  if (!ending.run) return;
+  const summary: RunSummary = {
+    command: ending.command,
+    exitCode,
+    exitName: EXIT_CODES.find((e) => e.code === exitCode)?.name ?? "unknown",
+    durationMs: Date.now() - ending.startedAt,
+    counts: ending.counts,
+  };
+  try {
+    // A refused command line said its error before any logger: a human one says the end too.
+    const quiet = argv.includes("--quiet");
+    const out =
+      io.out ??
+      createOutput({ verbose: false, quiet, stream: process.stderr, journal: io.journal });
+    out.finished(summary);
+  } catch {
+    // stderr is best effort: the exit code still says how the run ended.
   }
 }
 
@@ -112,16 +159,27 @@ interface Unprepared {
 }
 
 /** The lifecycle, top to bottom. */
-async function run(argv: string[], io: ProcessIo, bugs: BugTrap): Promise<ExitCode> {
+async function run(
+  argv: string[],
+  io: ProcessIo,
+  bugs: BugTrap,
+  ending: Ending,
+): Promise<ExitCode> {
   const invocation = await parse(argv, io);
-  if (typeof invocation === "number") return invocation;
+  if (typeof invocation === "number") {
+    // Help or the version was printed: no run took place.
+    ending.run = invocation !== EXIT.ok;
+    return invocation;
+  }
   const { flags } = invocation;
   const command = COMMANDS[invocation.command];
+  ending.command = invocation.command;
   const facts: RunFacts = {
     runId: io.runId,
     command: invocation.command,
     startedAt: new Date(),
     endBy: undefined,
+    build: { version: packageVersion(), node: process.version },
   };
   io.verbose = flags.verbose === true;
   if (flags.json === true) io.jsonFlags = flags;
@@ -129,13 +187,18 @@ async function run(argv: string[], io: ProcessIo, bugs: BugTrap): Promise<ExitCo
   // signal at any point is heard, and one after the report cannot change its exit code.
   const stops = new Stops(io);
   const prepared = prepare(flags, io, facts, command, stops);
-  if ("error" in prepared) return endEarly(prepared, flags, io, facts, stops);
+  if ("error" in prepared) return endEarly(prepared, flags, io, facts, stops, ending);
   const { out, notifiers } = prepared;
   const { stop, abort } = stops;
   const bugged = bugs.trap(abort);
   try {
     await Promise.all(notifiers.map((n) => n.start?.(facts).catch(() => {})));
-    const context = { runId: facts.runId, settings: prepared.settings, signal: abort.signal };
+    const context = {
+      runId: facts.runId,
+      schedulerVersion: facts.build.version,
+      settings: prepared.settings,
+      signal: abort.signal,
+    };
     const result = await Promise.race([
       command.run({
         ...context,
@@ -150,12 +213,12 @@ async function run(argv: string[], io: ProcessIo, bugs: BugTrap): Promise<ExitCo
     ]);
     stops.reported = result.exitCode;
     const exitCode = await printResult(result, flags, out, io);
-    return await notify(notifiers, facts, exitCode, result, stops);
+    return await notify(notifiers, facts, exitCode, result, stops, ending);
   } catch (error) {
     // A bug (exit 70): said once, and the metrics and the ping still hear how the run ended.
     const code = await io.internal(error);
     const bug = earlyResult(new SchedulerError("internal", "Internal error."));
-    return await notify(notifiers, facts, code, bug, stops);
+    return await notify(notifiers, facts, code, bug, stops, ending);
   } finally {
     bugs.release();
     prepared.lock?.release();
@@ -168,7 +231,8 @@ async function parse(argv: string[], io: ProcessIo): Promise<Invocation | ExitCo
   // the environment asks for it: a usage error or a bug is then a JSON line too.
   if (logFormat(flagValue(argv, "--log-format"), process.env.LOG_FORMAT) === "json") {
     const [verbose, quiet] = [argv.includes("--verbose"), argv.includes("--quiet")];
-    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId: io.runId });
+    const { runId, journal } = io;
+    io.out = createJsonLog({ verbose, quiet, stream: process.stderr, runId, journal });
   }
   let invocation: Invocation | undefined;
   const program = buildProgram((asked) => {
@@ -187,7 +251,7 @@ async function parse(argv: string[], io: ProcessIo): Promise<Invocation | ExitCo
     if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     const message = usageMessage(error, argv);
     if (io.out) io.out.error(message, { code: "usage" });
-    else process.stderr.write(usageLine(message));
+    else void io.stderr("error", usageLine(message));
     if (argv.includes("--json")) await io.early(EXIT.usage, "usage", message);
     return EXIT.usage;
   }
@@ -208,7 +272,7 @@ function prepare(
   try {
     const settings = resolveRun(configInput(flags));
     out = openOutput(io, flags, settings.options);
-    notifiers = createNotifiers(settings.options, out.warn, stops.hush.signal);
+    notifiers = createNotifiers(settings.options, out.error, stops.hush.signal);
     const { deadlineSeconds, graceSeconds } = settings.config;
     stops.grace = graceSeconds;
     if (deadlineSeconds !== undefined) {
@@ -227,7 +291,7 @@ function prepare(
     // The settings could not be read: the options alone may be, for the logger and notifiers.
     const options = optionsOnly(flags);
     const said = openOutput(io, flags, options);
-    const built = options ? createNotifiers(options, said.warn, stops.hush.signal) : [];
+    const built = options ? createNotifiers(options, said.error, stops.hush.signal) : [];
     return { error, notifiers: built };
   }
 }
@@ -258,6 +322,7 @@ async function endEarly(
   io: ProcessIo,
   facts: RunFacts,
   stops: Stops,
+  ending: Ending,
 ): Promise<ExitCode> {
   const said = io.out as Output;
   // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
@@ -266,7 +331,7 @@ async function endEarly(
   if (flags.json === true) await io.write(early);
   // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
   await fileReport(flags.reportFile, () => [early], said);
-  return notify(notifiers, facts, error.exitCode, earlyResult(error), stops);
+  return notify(notifiers, facts, error.exitCode, earlyResult(error), stops, ending);
 }
 
 /**
@@ -349,8 +414,10 @@ async function notify(
   exitCode: ExitCode,
   result: CommandResult,
   stops: Stops,
+  ending: Ending,
 ): Promise<ExitCode> {
   stops.reported = exitCode;
+  ending.counts = result.report?.counts ?? null;
   const end = {
     ...facts,
     finishedAt: new Date(),
@@ -368,8 +435,13 @@ async function notify(
  */
 function openOutput(io: ProcessIo, flags: CliFlags, options: Options | undefined): Output {
   const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
-  const shape = { verbose: io.verbose, quiet: flags.quiet === true, stream: process.stderr };
-  const { runId } = io;
+  const { runId, journal } = io;
+  const shape = {
+    verbose: io.verbose,
+    quiet: flags.quiet === true,
+    stream: process.stderr,
+    journal,
+  };
   const shard = options?.shard;
   io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
   return io.out;
@@ -399,14 +471,14 @@ async function fileReport(
   }
 }
 
-/** Builds the notifiers whose options are set. */
+/** Builds the notifiers whose options are set; their failures are said at error level. */
 function createNotifiers(
   options: Options,
-  warn: (message: string) => void,
+  fail: (message: string) => void,
   signal: AbortSignal,
 ): Notifier[] {
   const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
-  return wanted.flatMap(([, factory]) => factory({ options, warn, signal }) ?? []);
+  return wanted.flatMap(([, factory]) => factory({ options, fail, signal }) ?? []);
 }
 
 /** A run that ended before its command started (exit 3 or 7), for the notifiers. */

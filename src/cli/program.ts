@@ -28,9 +28,15 @@ export interface Invocation {
   flags: CliFlags;
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-  return String(pkg.version);
+let version: string | undefined;
+
+/** The package's version (package.json), read once: --version, the report, the metrics. */
+export function packageVersion(): string {
+  if (version === undefined) {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    version = String(pkg.version);
+  }
+  return version;
 }
 
 /**
@@ -82,7 +88,7 @@ export function buildProgram(onCommand: (invocation: Invocation) => void): Comma
     .description(
       "One prediction sweep: for each patient, fetch its five newest vitals, ask the ML server for a status and write it back.",
     )
-    .version(version(), "--version")
+    .version(packageVersion(), "--version")
     .helpOption("-h, --help")
     .allowExcessArguments(false)
     // Errors throw a CommanderError; main.ts says them (commander's own line echoes the value).
@@ -135,9 +141,9 @@ export function usageMessage(error: CommanderError, argv: readonly string[]): st
   return hideValues(line, urlsGiven(argv));
 }
 
-/** The usage error's line on stderr when the logs are human. */
+/** The usage error's line on stderr when the logs are human (without its newline). */
 export function usageLine(message: string): string {
-  return `ml-scheduler: ${escapeLine(message)} (see --help)\n`;
+  return `ml-scheduler: ${escapeLine(message)} (see --help)`;
 }
 
 /**

@@ -28,6 +28,8 @@ export interface CheckStep {
 export interface CheckReport {
   version: 1;
   command: "check";
+  /** The version of what ran (the CLI's package version), null when the caller gave none. */
+  schedulerVersion: string | null;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -41,6 +43,8 @@ export interface CheckOptions {
   /** Aborting it stops the check now; a SchedulerError reason becomes the check's error. */
   signal?: AbortSignal | undefined;
   onEvent?: ((event: SweepEvent) => void) | undefined;
+  /** The caller's version, carried into the report (the CLI's package version). */
+  schedulerVersion?: string | undefined;
 }
 
 /** Runs the checks in order; expected failures end up in the report, never thrown. */
@@ -91,6 +95,7 @@ export async function runCheck(
   return {
     version: 1,
     command: "check",
+    schedulerVersion: options.schedulerVersion ?? null,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationMs: finishedAt.getTime() - startedAt.getTime(),

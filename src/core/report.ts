@@ -122,6 +122,10 @@ export const Report = z
       description:
         "The run's id, as in its log lines and pings: a random UUID from the CLI; null when a programmatic caller gave none.",
     }),
+    schedulerVersion: z.string().min(1).nullable().meta({
+      description:
+        "The version of ml-scheduler that ran (its package.json's); null when a programmatic caller gave none.",
+    }),
     startedAt: z.iso.datetime(),
     finishedAt: z.iso.datetime(),
     durationMs: z.number().int().nonnegative(),
@@ -163,6 +167,8 @@ export type Report = z.infer<typeof Report>;
 export interface ReportInput {
   /** The run's id (a random UUID from the CLI), null when the caller gave none. */
   runId?: string | null | undefined;
+  /** The version of what ran (the CLI's package version), null when the caller gave none. */
+  schedulerVersion?: string | null | undefined;
   startedAt: Date;
   finishedAt: Date;
   dryRun: boolean;
@@ -186,6 +192,7 @@ export function buildReport(input: ReportInput): Report {
   return {
     version: 2,
     runId: input.runId ?? null,
+    schedulerVersion: input.schedulerVersion ?? null,
     startedAt: input.startedAt.toISOString(),
     finishedAt: input.finishedAt.toISOString(),
     durationMs: input.finishedAt.getTime() - input.startedAt.getTime(),

@@ -73,6 +73,8 @@ export interface SweepOptions {
   stop?: AbortSignal | undefined;
   /** The run's id, carried into the report (the CLI makes a random UUID). */
   runId?: string | undefined;
+  /** The caller's version, carried into the report's `schedulerVersion` (the CLI's package's). */
+  schedulerVersion?: string | undefined;
   /** Every fact of the run as it happens (see SweepEvent); a throw here is a bug (exit 70). */
   onEvent?: ((event: SweepEvent) => void) | undefined;
   /** The token of every login, re-logins included (see BackendOptions.onToken); never printed. */
@@ -222,6 +224,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   const ended = causes.find((c) => c.exitCode === exitCode);
   return buildReport({
     runId: options.runId,
+    schedulerVersion: options.schedulerVersion,
     startedAt,
     finishedAt: new Date(),
     dryRun: config.dryRun,

@@ -27,12 +27,12 @@ export const METRICS_FILE_MODE = 0o644;
 const MAX_PREVIOUS_BYTES = 64 * 1024;
 
 /** The metrics-file notifier, when `--metrics-file` (or METRICS_FILE) is set. */
-export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
+export const metricsFileNotifier: NotifierFactory = ({ options, fail }) => {
   const given = options.metricsFile;
   if (typeof given !== "string") return undefined;
   const path = withShard(given, options.shard);
   if (path === undefined) {
-    warn(
+    fail(
       `--metrics-file has ${SHARD_PLACEHOLDER} but this run has no shard: no metrics file is written; give --shard or --shards, or leave ${SHARD_PLACEHOLDER} out.`,
     );
     return undefined;
@@ -54,7 +54,7 @@ export const metricsFileNotifier: NotifierFactory = ({ options, warn }) => {
         });
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
-        warn(
+        fail(
           error instanceof NotRegularFile
             ? `The metrics file ${path} was not written: ${NOT_REGULAR_HINT}. The exit code is unchanged.`
             : `The metrics file ${path} could not be written (${code}): check that its directory exists and is writable. The exit code is unchanged.`,

@@ -6,12 +6,15 @@
 import type { SweepEvent } from "../core/events.ts";
 import { OUTCOMES, type Report } from "../core/report.ts";
 import type { Service } from "../services/http.ts";
+import type { BuildInfo } from "./notifier.ts";
 
 /** What the metrics are built from; the CLI's RunEnd has this shape. */
 export interface RunMetricsInput {
   startedAt: Date;
   finishedAt: Date;
   exitCode: number;
+  /** What ran: the `ml_scheduler_build_info` labels. */
+  build: BuildInfo;
   /** Undefined for a run that ended before its sweep started (exit 3, 7): every count is 0. */
   report?: Pick<Report, "counts" | "concurrency" | "adaptive" | "predictions"> | undefined;
 }
@@ -93,6 +96,11 @@ export function formatMetrics(
   const { report } = run;
   const counts = report?.counts;
   const families: Family[] = [
+    {
+      name: "ml_scheduler_build_info",
+      help: "The ml-scheduler version and the Node.js version of the last run, as labels; always 1.",
+      samples: [{ labels: { version: run.build.version, node: run.build.node }, value: 1 }],
+    },
     {
       name: "ml_scheduler_last_run_timestamp_seconds",
       help: "When the last run ended, in Unix seconds.",

@@ -20,6 +20,13 @@ export interface RunFacts {
    * bound): a notifier's requests stay within it.
    */
   endBy: number | undefined;
+  /** What is running: the package's version and Node's (`v24.x.y`), for the build-info metric. */
+  build: BuildInfo;
+}
+
+export interface BuildInfo {
+  version: string;
+  node: string;
 }
 
 /** How a run ended: after its command, or before it (exit 2-7, `report` undefined). */
@@ -32,7 +39,7 @@ export interface RunEnd extends RunFacts {
 
 /**
  * Something told about a run besides its report: metrics, pushes, pings. Best effort: a notifier
- * never throws and never changes the exit code; it says what went wrong through `warn`.
+ * never throws and never changes the exit code; it says what went wrong through `fail`.
  */
 export interface Notifier {
   /** The command is about to start its work (settings read, lock taken). */
@@ -43,10 +50,15 @@ export interface Notifier {
   finish(end: RunEnd): Promise<void>;
 }
 
-/** What a notifier is built from: every option's value, and where its warnings go. */
+/** What a notifier is built from: every option's value, and where its failures go. */
 export interface NotifierContext {
   options: Options;
-  warn: (message: string) => void;
+  /**
+   * One line for a failure (a write, a push or a ping that did not land; a notifier that cannot
+   * work as configured), said at error level whatever the verbosity, --quiet included: the
+   * monitoring is what broke, and cron mails only errors. It never changes the exit code.
+   */
+  fail: (message: string) => void;
   /**
    * Aborted when the notifiers must stop now (a second signal): a request in flight is aborted
    * and none starts. The lifecycle has said so already, so a notifier stays quiet about it.

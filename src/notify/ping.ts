@@ -2,7 +2,7 @@
  * `--ping-url`: a dead man's switch in the healthchecks.io protocol (Healthchecks and its
  * self-hosted clones). A start ping when the sweep starts, an end ping with the exit code when the
  * run ends (also when it ended before starting). A hosted monitor is outside the hospital, so a
- * ping says how the run ended in codes and counts only. Best effort: a ping that fails is one warn
+ * ping says how the run ended in codes and counts only. Best effort: a ping that fails is one error
  * line, never another exit code, and never outlives the deadline's bound.
  * https://healthchecks.io/docs/http_api/
  */
@@ -13,19 +13,19 @@ import type { Notifier, NotifierFactory, RunFacts } from "./notifier.ts";
 import { sendWithin, sideChannel, timeLeft } from "./send.ts";
 
 /** The ping notifier, when `--ping-url` (or PING_URL) is set. */
-export const pingNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
+export const pingNotifier: NotifierFactory = ({ options, fail, signal: hush }) => {
   const given = options.pingUrl;
   if (given === undefined) return undefined;
   const base = shardPingBase(given, options.shard);
   if (base === undefined) {
-    warn(
+    fail(
       `--ping-url has ${SHARD_PLACEHOLDER} but this run has no shard: no ping is sent; give --shard or --shards, or leave ${SHARD_PLACEHOLDER} out.`,
     );
     return undefined;
   }
   const client = sideChannel(new URL(base).origin, {});
   const origin = shownUrl(base);
-  /** Sends one ping; a failure is one warn line naming the monitor's origin, never its URL. */
+  /** Sends one ping; a failure is one error line naming the monitor's origin, never its URL. */
   const ping = async (signal: PingSignal, run: RunFacts, budgetMs: number, body?: string) => {
     const what = signal === "start" ? "start ping" : `end ping (exit ${signal})`;
     const init =
@@ -40,7 +40,7 @@ export const pingNotifier: NotifierFactory = ({ options, warn, signal: hush }) =
           ? undefined
           : `HTTP ${sent.status}${sent.status >= 300 && sent.status < 400 ? ", a redirect not followed" : ""}`;
     if (failure)
-      warn(`The ${what} to ${origin} failed (${failure}); the run's exit code is unchanged.`);
+      fail(`The ${what} to ${origin} failed (${failure}); the run's exit code is unchanged.`);
   };
   let started: Promise<void> | undefined;
   const notifier: Notifier = {

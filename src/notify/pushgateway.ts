@@ -40,7 +40,7 @@ function groupingPair(name: string, value: string): string {
 }
 
 /** The Pushgateway notifier, when `--pushgateway` (or PUSHGATEWAY_URL) is set. */
-export const pushgatewayNotifier: NotifierFactory = ({ options, warn, signal: hush }) => {
+export const pushgatewayNotifier: NotifierFactory = ({ options, fail, signal: hush }) => {
   const base = options.pushgateway;
   if (base === undefined) return undefined;
   // The grouping key adds its labels to every pushed sample: the body does not repeat them.
@@ -75,7 +75,7 @@ export const pushgatewayNotifier: NotifierFactory = ({ options, warn, signal: hu
             ? `HTTP ${sent.status}${reason(sent.headers, sent.body)}`
             : undefined;
       if (failure)
-        warn(
+        fail(
           `The push to the Pushgateway at ${shownUrl(base)} failed (${failure}); the exit code is unchanged.`,
         );
     },

@@ -2,7 +2,7 @@
  * What the notifiers that speak HTTP share: their own small got instance (a side channel gets
  * neither the services' long timeouts nor their retries) and one request bounded by the run's
  * hard bound, by a second signal and by the size of its answer, its failure in words. Each
- * notifier words its own warning around those words.
+ * notifier words its own error line around those words.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import got, { type Got, RequestError, TimeoutError } from "got";

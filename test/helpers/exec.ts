@@ -2,6 +2,7 @@
  * Runs the real bin with the pinned Node and a minimal environment, as cron or Kubernetes would.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../../bin/ml-scheduler.js", import.meta.url));
@@ -16,6 +17,11 @@ export const BIN = fileURLToPath(new URL("../../bin/ml-scheduler.js", import.met
 const COMPILE_CACHE = fileURLToPath(
   new URL("../../node_modules/.cache/ml-scheduler-bin", import.meta.url),
 );
+
+/** The package's version (package.json), as --version, the report and the metrics give it. */
+export const PACKAGE_VERSION: string = JSON.parse(
+  readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+).version;
 
 export interface RunResult {
   code: number | null;
@@ -36,6 +42,8 @@ export interface RunOptions {
   nodeArgs?: string[];
   /** stdout goes here instead of a pipe (e.g. a descriptor of /dev/full). */
   stdout?: number;
+  /** stderr goes here instead of a pipe (e.g. a file's descriptor, as the journal's stream). */
+  stderr?: number;
 }
 
 /** Spawns `node bin/ml-scheduler.js ...args` and collects its output. */
@@ -55,7 +63,7 @@ export function run(args: string[], options: RunOptions = {}): Promise<RunResult
     {
       env,
       cwd: options.cwd ?? fileURLToPath(new URL(".", import.meta.url)),
-      stdio: ["ignore", options.stdout ?? "pipe", "pipe"],
+      stdio: ["ignore", options.stdout ?? "pipe", options.stderr ?? "pipe"],
     },
   );
   options.onSpawn?.(child);
@@ -75,6 +83,17 @@ export function run(args: string[], options: RunOptions = {}): Promise<RunResult
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * stderr's lines before the run's last one, which must be its `run finished` line (human or
+ * JSON): what a run said besides how it ended.
+ */
+export function beforeFinished(stderr: string): string[] {
+  const lines = stderr.trimEnd().split("\n");
+  const last = lines.pop() ?? "";
+  if (!/run finished/.test(last)) throw new Error(`the last line is not run finished: ${last}`);
+  return lines;
 }
 
 /** The one JSON document `--json` prints. */

@@ -57,6 +57,7 @@ export async function sweepCommand(ctx: CommandContext): Promise<CommandResult> 
       onToken: cache && ((fresh) => void saving.push(cache.write(fresh))),
       runId: ctx.runId,
       memory,
+      schedulerVersion: ctx.schedulerVersion,
     },
   );
   // A dry run moves no offset: the next real run starts where this one would have.
