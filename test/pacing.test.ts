@@ -400,3 +400,53 @@ test("the capacity stand-in queues requests above k in flight and answers 429 ab
   assert.deepEqual(await Promise.all([first, second]), [403, 403]);
   assert.equal(backend.peakInFlight, 3);
 });
+
+test("the capacity knob's slowing shape: each request above the threshold adds latency, 429 above the limit", async (t) => {
+  const { backend } = await startServices(t);
+  backend.capacity = { shape: "slows", threshold: 1, extraMs: 100, limit: 2 };
+  const served: Array<[string, number]> = [];
+  backend.onServed = (r, ms) => served.push([r.path, ms]);
+  const hold = backend.hold((r) => r.path === "/api/validate/");
+  const validate = fetch(`${backend.url}/api/validate/`).then((r) => r.status);
+  await hold.waitFor(1);
+  // Second in flight: one above the threshold, so 100 ms more than the held one's share.
+  const login = await fetch(`${backend.url}/api/login/`, { method: "POST", body: "{}" });
+  assert.equal(login.status, 422);
+  const [path, ms] = served[0] ?? [];
+  assert.equal(path, "/api/login/");
+  assert.ok((ms ?? 0) >= 100, `${ms} ms`);
+  // Third in flight while two are: above the limit of 2, shed at once.
+  const other = backend.hold((r) => r.path === "/api/patient/fetchAllPatients");
+  const list = fetch(`${backend.url}/api/patient/fetchAllPatients`).then((r) => r.status);
+  await other.waitFor(1);
+  const shed = await fetch(`${backend.url}/api/validate/`);
+  assert.equal(shed.status, 429);
+  assert.equal(shed.headers.get("retry-after"), null);
+  assert.equal(backend.overloaded, 1);
+  hold.release();
+  other.release();
+  assert.deepEqual(await Promise.all([validate, list]), [403, 403]);
+  assert.equal(served.length, 3, "the shed request is not among those served");
+});
+
+test("the capacity knob's shedding shape answers its status with Retry-After: 1 above the threshold", async (t) => {
+  const { backend, ml } = await startServices(t);
+  backend.capacity = { shape: "sheds", threshold: 1, status: 503 };
+  const hold = backend.hold(() => true);
+  const first = fetch(`${backend.url}/api/validate/`).then((r) => r.status);
+  await hold.waitFor(1);
+  const shed = await fetch(`${backend.url}/api/validate/`);
+  assert.equal(shed.status, 503);
+  assert.equal(shed.headers.get("retry-after"), "1");
+  assert.equal(backend.overloaded, 1);
+  hold.release();
+  assert.equal(await first, 403);
+  // The same knob on the ML server, shedding with 429 above none in flight: every request.
+  ml.capacity = { shape: "sheds", threshold: 0, status: 429 };
+  const predict = await fetch(`${ml.url}/predict`, { method: "POST", body: "[]" });
+  assert.equal(predict.status, 429);
+  assert.equal(predict.headers.get("retry-after"), "1");
+  assert.equal(ml.overloaded, 1);
+  ml.capacity = undefined;
+  assert.equal((await fetch(`${ml.url}/health`)).status, 200);
+});

@@ -31,10 +31,8 @@ export const ROWS = {
   nodeEmpty: "node -e 0",
   helpRatio: "--help / node -e 0, installed package",
   helpRatioCheckout: "--help / node -e 0, checkout",
-  pacingBest: "best fixed concurrency, capacity-limited backend",
-  pacingAuto: "--concurrency auto, capacity-limited backend",
-  pacingRatio: "auto / best fixed concurrency",
-  pacing429: "auto's requests answered 429",
+  pacingRatio: "auto / best fixed concurrency, the worst shape",
+  pacing429: "auto's requests shed (429, 503), the worst shape",
 } as const;
 
 export type RowKey = keyof typeof ROWS;
