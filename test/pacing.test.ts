@@ -62,26 +62,43 @@ test("auto does not rise while no patient waits for a slot", () => {
   assert.deepEqual(moves, []);
 });
 
-test("a 429, a 503, a 504 or a timeout halves the concurrency at once; the next window's are old news", () => {
-  for (const attempt of [
-    overloaded(429),
-    overloaded(503),
-    overloaded(504),
-    overloaded(null, "timeout"),
-  ]) {
+test("a 429 or a 503 takes the concurrency a step back at once, a 504 or a timeout halves it; the next window's are old news", () => {
+  for (const [attempt, keep] of [
+    [overloaded(429), 0.9],
+    [overloaded(503), 0.9],
+    [overloaded(504), 0.5],
+    [overloaded(null, "timeout"), 0.5],
+  ] as const) {
     const { pacing, moves, feed } = limiter(64);
     feed(10, 5_000, () => pacing.concurrency >= 32);
-    assert.equal(pacing.concurrency, 32);
+    const before = pacing.concurrency;
     pacing.observe(attempt);
-    assert.equal(pacing.concurrency, 16, JSON.stringify(attempt));
-    assert.deepEqual(moves.at(-1), [16, "overload"]);
+    const cut = Math.floor(before * keep);
+    assert.equal(pacing.concurrency, cut, JSON.stringify(attempt));
+    assert.deepEqual(moves.at(-1), [cut, "overload"]);
     // Answers to requests sent at the old limit: no second cut until a window has gone by.
     pacing.observe(attempt);
-    assert.equal(pacing.concurrency, 16);
-    feed(10, 16 * 2); // one window at the new limit
+    assert.equal(pacing.concurrency, cut);
+    feed(10, cut * 2); // one window at the new limit
     pacing.observe(attempt);
-    assert.equal(pacing.concurrency, 8);
+    assert.equal(pacing.concurrency, Math.floor(cut * keep));
   }
+});
+
+test("after a shed, the concurrency that drew it is tried again only after many answers, and passed once it holds", () => {
+  const { pacing, feed } = limiter(64);
+  feed(10, 5_000, () => pacing.concurrency >= 12);
+  const ceiling = pacing.concurrency;
+  pacing.observe(overloaded(503));
+  assert.ok(pacing.concurrency < ceiling);
+  feed(10, 400);
+  assert.equal(pacing.concurrency, ceiling - 1, "back up to just below it, and held there");
+  feed(10, 200, () => pacing.concurrency >= ceiling);
+  assert.equal(pacing.concurrency, ceiling, "tried again");
+  feed(10, 400);
+  assert.equal(pacing.concurrency, ceiling, "held at it a while");
+  feed(10, 300, () => pacing.concurrency > ceiling);
+  assert.equal(pacing.concurrency, ceiling + 1, "the service took it: past it, one at a time");
 });
 
 test("latency that climbs past the tolerance cuts the concurrency; a connection refused does not", () => {

@@ -1,9 +1,11 @@
 /**
  * How many patients are in flight: a fixed number, or an adaptive limiter (`--concurrency auto`)
- * that learns from every attempt the services answer. It starts at 1 and doubles while the
- * latency stays near its floor, then adds one at a time; an overload answer (429, 503, 504, a
- * timeout) halves it at once, and latency that climbs past the tolerance cuts it in proportion.
- * Plain state; the sweep hands the number to p-limit.
+ * that learns from every attempt the services answer: TCP Vegas steered by the services' latency
+ * (see `adaptivePacing`). It starts at 1 and grows by an eighth (at least one) while the latency
+ * stays near its floor, then by one at a time while the estimated queue is short; it holds while
+ * the queue is moderate and cuts in proportion when latency climbs. A shed answer (429, 503) takes
+ * it one step back and a timeout or 504 halves it, at once; the limit that drew the answer is then
+ * approached again only rarely. Plain state; the sweep hands the number to p-limit.
  */
 import type { AttemptRecord } from "../services/http.ts";
 import type { ConcurrencyRange } from "./report.ts";
@@ -35,39 +37,75 @@ export interface AdaptiveOptions {
 
 /** Latency up to this multiple of its floor is "near the floor" (Netflix's Gradient2 uses 1.5). */
 export const LATENCY_TOLERANCE = 1.5;
-/** Latency past this multiple of its floor ends the doubling, though it is no reason to cut. */
+/**
+ * Vegas's thresholds, in patients' worth of waiting (the estimated queue): below ALPHA the limit
+ * grows, above BETA it is cut, between them it holds. Vegas uses 2 and 4 packets (Netflix's
+ * VegasLimit 3 and 6 requests at small limits); a patient spends only part of its time at the
+ * service that queues, so a queue of 2 patients is already most of that service's slack.
+ */
+const ALPHA = 2;
+const BETA = 4;
+/**
+ * Until the first cut, the limit grows by this share of itself (at least one) per window: an
+ * overshoot adds at most an eighth more patients than the services took cleanly, so a service
+ * that sheds sheds that eighth, not the half more that doubling would send it.
+ */
+const SLOW_START_GROWTH = 1 / 8;
+/** Latency past this multiple of its floor ends the slow start, though it is no reason to cut. */
 const SLOW_START_EXIT = 1.2;
-/** What an overload answer leaves of the limit. */
-const OVERLOAD_CUT = 0.5;
-/** What climbing latency leaves of the limit: in proportion to how far it climbed, within these. */
-const LATENCY_CUT = { least: 0.5, most: 0.9 } as const;
+/**
+ * What a shed answer (429, 503) leaves of the limit: one step back (at least one patient). The
+ * service said it is just past what it takes, at once and without slowing the others.
+ */
+const SHED_CUT = 0.9;
+/** What a timeout or a proxy's 504 leaves: the service is too slow to answer at all. */
+const TIMEOUT_CUT = 0.5;
+/** The deepest a latency cut goes in one decision. */
+const LATENCY_CUT_LEAST = 0.5;
+/**
+ * After an overload answer, the limit that drew it is a ceiling: reaching it again waits this
+ * many answered attempts (about 200 patients), doubled by each overload answer since, up to
+ * PROBE_GAP_MOST. A shed costs its patient a Retry-After (1 s is common), so a probe must be rare
+ * enough that probing sheds well under 1% of requests; a limit that holds at the ceiling for a
+ * whole gap shows the service grew, and the ceiling goes.
+ */
+const PROBE_GAP = 512;
+const PROBE_GAP_MOST = 8192;
 /** Answered attempts per decision: at least this many, and about one round of every patient. */
 const MIN_WINDOW = 12;
 const WINDOW_PER_PATIENT = 2;
 /** A route's median over fewer answers than this does not move its floor (once it has one). */
 const FLOOR_SAMPLES = 5;
 
-/** Statuses that mean "too much": the service's own words (429, 503) or a proxy's (504). */
-const OVERLOAD_STATUS: ReadonlySet<number> = new Set([429, 503, 504]);
+/** Statuses that shed load: the service's own "too many" (429) or "unavailable, retry" (503). */
+const SHED_STATUS: ReadonlySet<number> = new Set([429, 503]);
 
 /**
- * An AIMD limiter steered by latency. Latency is compared route by route with its floor (the
- * lowest median a window showed for that route), so a slow route and a fast one weigh by their
- * time, and a single lucky fast answer does not set the bar. After a cut, one window goes by
- * before the next decision: the answers in it were asked for at the old limit.
+ * TCP Vegas's decision (estimate the queue from the latency over its floor, grow below ALPHA, cut
+ * above BETA), adapted from packets in flight on one path to patients in flight across two
+ * services, with Gradient2's decrease (limit x floor/latency + a queue of ALPHA) and, for services
+ * that shed instead of slowing, AIMD with a small cut and a ceiling probed rarely (CUBIC's plateau
+ * at the last loss, in spirit). Latency is compared route by route with its floor (the lowest
+ * median a window showed for that route), so a slow route and a fast one weigh by their time, and
+ * a single lucky fast answer does not set the bar. After a cut, one window goes by before the next
+ * decision: the answers in it were asked for at the old limit.
  */
 export function adaptivePacing(options: AdaptiveOptions): Pacing {
   const { max } = options;
   let limit = 1;
   let lowest = limit;
   let highest = limit;
-  /** Doubling until the first cut, then one at a time. */
+  /** Growing by an eighth until the first cut, then one at a time. */
   let slowStart = true;
   /** Set by a cut until a window has gone by at the new limit. */
   let settling = false;
   /** The window before's latency ratio: a cut goes deep only when two windows agree. */
   let previous = 1;
   let samples = 0;
+  /** The limit that last drew an overload answer, and the answers since (see PROBE_GAP). */
+  let ceiling: number | undefined;
+  let sinceOverload = 0;
+  let probeGap = PROBE_GAP / 2;
   const window = new Map<string, number[]>();
   const floors = new Map<string, number>();
 
@@ -85,11 +123,30 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     samples = 0;
   };
 
-  const cut = (keep: number, cause: ConcurrencyCause) => {
+  const cut = (next: number, cause: ConcurrencyCause) => {
     slowStart = false;
     settling = true;
     restart();
-    set(limit * keep, cause);
+    set(next, cause);
+  };
+
+  const overload = (keep: number) => {
+    ceiling = limit;
+    sinceOverload = 0;
+    probeGap = Math.min(PROBE_GAP_MOST, probeGap * 2);
+    cut(Math.min(limit - 1, limit * keep), "overload");
+  };
+
+  const grow = () => {
+    if (!options.demand()) return;
+    const next = slowStart ? limit + Math.max(1, Math.floor(limit * SLOW_START_GROWTH)) : limit + 1;
+    if (ceiling !== undefined && next >= ceiling) {
+      if (sinceOverload < probeGap) return;
+      // Held at the ceiling itself for a whole gap: the service takes more now.
+      if (limit >= ceiling) ceiling = undefined;
+      sinceOverload = 0;
+    }
+    set(next, "headroom");
   };
 
   /** The window's latency over the floors, weighted by time: 1 means at the floor. */
@@ -120,17 +177,18 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
       settling = false;
       return restart();
     }
-    if (measured > LATENCY_TOLERANCE) {
+    // Vegas: the patients' worth of waiting, by Little's law.
+    const queue = limit * (1 - 1 / measured);
+    const climbed = queue > BETA || measured > LATENCY_TOLERANCE;
+    if (climbed) {
+      // Gradient2: the limit the floor latency would allow, plus a small queue.
       const sustained = Math.min(measured, before);
-      const keep = Math.min(
-        LATENCY_CUT.most,
-        Math.max(LATENCY_CUT.least, LATENCY_TOLERANCE / sustained),
-      );
-      return cut(keep, "latency");
+      const next = Math.max(limit * LATENCY_CUT_LEAST, limit / sustained + ALPHA);
+      if (next < limit) return cut(next, "latency");
     }
     restart();
     if (measured > SLOW_START_EXIT) slowStart = false;
-    if (options.demand()) set(slowStart ? limit * 2 : limit + 1, "headroom");
+    if (!climbed && queue < ALPHA) grow();
   };
 
   return {
@@ -138,14 +196,15 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
       return limit;
     },
     observe(attempt) {
-      const overloaded =
-        attempt.reason === "timeout" ||
-        (attempt.status !== null && OVERLOAD_STATUS.has(attempt.status));
-      if (overloaded) {
-        if (!settling) cut(OVERLOAD_CUT, "overload");
+      const timedOut =
+        attempt.reason === "timeout" || (attempt.status !== null && attempt.status === 504);
+      const shed = attempt.status !== null && SHED_STATUS.has(attempt.status);
+      if (timedOut || shed) {
+        if (!settling) overload(timedOut ? TIMEOUT_CUT : SHED_CUT);
         return;
       }
       if (attempt.status === null) return; // unreachable: says nothing about load
+      sinceOverload++;
       const durations = window.get(attempt.route);
       if (durations) durations.push(attempt.durationMs);
       else window.set(attempt.route, [attempt.durationMs]);
