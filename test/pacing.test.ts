@@ -79,7 +79,7 @@ test("a 429 or a 503 takes the concurrency a step back at once, a 504 or a timeo
     // Answers to requests sent at the old limit: no second cut until a window has gone by.
     pacing.observe(attempt);
     assert.equal(pacing.concurrency, cut);
-    feed(10, cut * 2); // one window at the new limit
+    feed(10, cut * 3); // one window at the new limit (three answers per patient)
     pacing.observe(attempt);
     assert.equal(pacing.concurrency, Math.floor(cut * keep));
   }

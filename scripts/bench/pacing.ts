@@ -44,7 +44,7 @@ export const FULL_SHAPES: PacingShape[] = [
     backendMs: 10,
     mlMs: 10,
     patients: 1200,
-    fixed: [6, 7, 8, 10],
+    fixed: [7, 8, 9, 10],
   },
   {
     name: "sheds, never slows",

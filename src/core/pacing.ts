@@ -43,8 +43,8 @@ export const LATENCY_TOLERANCE = 1.5;
  * VegasLimit 3 and 6 requests at small limits); a patient spends only part of its time at the
  * service that queues, so a queue of 2 patients is already most of that service's slack.
  */
-const ALPHA = 2;
-const BETA = 4;
+const ALPHA = 1;
+const BETA = 3;
 /**
  * Until the first cut, the limit grows by this share of itself (at least one) per window: an
  * overshoot adds at most an eighth more patients than the services took cleanly, so a service
@@ -61,7 +61,7 @@ const SHED_CUT = 0.9;
 /** What a timeout or a proxy's 504 leaves: the service is too slow to answer at all. */
 const TIMEOUT_CUT = 0.5;
 /** The deepest a latency cut goes in one decision. */
-const LATENCY_CUT_LEAST = 0.5;
+const LATENCY_CUT_LEAST = 0.7;
 /**
  * After an overload answer, the limit that drew it is a ceiling: reaching it again waits this
  * many answered attempts (about 200 patients), doubled by each overload answer since, up to
@@ -71,11 +71,18 @@ const LATENCY_CUT_LEAST = 0.5;
  */
 const PROBE_GAP = 512;
 const PROBE_GAP_MOST = 8192;
+/**
+ * The gap after a latency cut (and before any overload): half as long, since probing a service
+ * that slows costs latency for a window, not a patient's Retry-After.
+ */
+const LATENCY_GAP = PROBE_GAP / 2;
 /** Answered attempts per decision: at least this many, and about one round of every patient. */
 const MIN_WINDOW = 12;
-const WINDOW_PER_PATIENT = 2;
-/** A route's median over fewer answers than this does not move its floor (once it has one). */
+const WINDOW_PER_PATIENT = 3;
+/** A route's mean over fewer answers than this does not move its floor (once it has one). */
 const FLOOR_SAMPLES = 5;
+/** Fewer answers than this are too few to say what slowed every service alike. */
+const COMMON_SAMPLES = 3;
 
 /** Statuses that shed load: the service's own "too many" (429) or "unavailable, retry" (503). */
 const SHED_STATUS: ReadonlySet<number> = new Set([429, 503]);
@@ -97,16 +104,18 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   let highest = limit;
   /** Growing by an eighth until the first cut, then one at a time. */
   let slowStart = true;
-  /** Set by a cut until a window has gone by at the new limit. */
-  let settling = false;
+  /** Windows still to go by after a cut before the next decision. */
+  let settling = 0;
   /** The window before's latency ratio: a cut goes deep only when two windows agree. */
   let previous = 1;
   let samples = 0;
-  /** The limit that last drew an overload answer, and the answers since (see PROBE_GAP). */
+  /** The limit that last drew a cut, and the answers since (see PROBE_GAP). */
   let ceiling: number | undefined;
-  let sinceOverload = 0;
-  let probeGap = PROBE_GAP / 2;
-  const window = new Map<string, number[]>();
+  let sinceCut = 0;
+  /** The limit that held for a whole gap before the probe past it, until the next cut. */
+  let held: number | undefined;
+  let probeGap = LATENCY_GAP;
+  const window = new Map<string, { service: string; durations: number[] }>();
   const floors = new Map<string, number>();
 
   const set = (next: number, cause: ConcurrencyCause) => {
@@ -124,16 +133,22 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   };
 
   const cut = (next: number, cause: ConcurrencyCause) => {
+    ceiling = limit;
+    // An overload answer, or a probe that failed: the next probe waits twice as long.
+    if (cause === "overload" || held !== undefined)
+      probeGap = Math.min(PROBE_GAP_MOST, probeGap * 2);
+    sinceCut = 0;
     slowStart = false;
-    settling = true;
+    // The answers of the window after a cut were asked for at the old limit; after a latency
+    // cut, those of the next one still wait behind them in the service's queue.
+    settling = cause === "latency" ? 2 : 1;
     restart();
-    set(next, cause);
+    // A probe past a limit that held for a whole gap goes back to that limit, no further.
+    set(held === undefined ? next : Math.max(next, Math.min(held, limit - 1)), cause);
+    held = undefined;
   };
 
   const overload = (keep: number) => {
-    ceiling = limit;
-    sinceOverload = 0;
-    probeGap = Math.min(PROBE_GAP_MOST, probeGap * 2);
     cut(Math.min(limit - 1, limit * keep), "overload");
   };
 
@@ -141,51 +156,74 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     if (!options.demand()) return;
     const next = slowStart ? limit + Math.max(1, Math.floor(limit * SLOW_START_GROWTH)) : limit + 1;
     if (ceiling !== undefined && next >= ceiling) {
-      if (sinceOverload < probeGap) return;
+      if (sinceCut < probeGap) return;
+      held = limit;
       // Held at the ceiling itself for a whole gap: the service takes more now.
-      if (limit >= ceiling) ceiling = undefined;
-      sinceOverload = 0;
+      if (limit >= ceiling) {
+        ceiling = undefined;
+        probeGap = LATENCY_GAP;
+      }
+      sinceCut = 0;
     }
     set(next, "headroom");
   };
 
-  /** The window's latency over the floors, weighted by time: 1 means at the floor. */
+  /**
+   * The window's latency over the floors, weighted by time: 1 means at the floor. What slowed
+   * every service alike (this process or the machine busy, not a service's queue) is taken out:
+   * the slowest route is compared with the other service's least slowed one, when it has one.
+   */
   const ratio = (): number => {
     let seen = 0;
     let floor = 0;
-    for (const [route, durations] of window) {
-      const median = medianOf(durations);
+    const routes: Array<{ service: string; ratio: number; answers: number }> = [];
+    for (const [route, { service, durations }] of window) {
+      const mean = meanOf(durations);
       const known = floors.get(route);
       const lowestSeen =
-        known === undefined || (durations.length >= FLOOR_SAMPLES && median < known)
-          ? median
-          : known;
+        known === undefined || (durations.length >= FLOOR_SAMPLES && mean < known) ? mean : known;
       floors.set(route, lowestSeen);
-      seen += median * durations.length;
+      seen += mean * durations.length;
       floor += lowestSeen * durations.length;
+      // A millisecond of slack: sub-millisecond services would otherwise swing it by jitter alone.
+      routes.push({ service, ratio: (mean + 1) / (lowestSeen + 1), answers: durations.length });
     }
-    // A millisecond of slack per answer: sub-millisecond services would otherwise swing it by
-    // their jitter alone.
-    return (seen + samples) / (floor + samples);
+    const slowest = routes.reduce<(typeof routes)[number] | undefined>(
+      (a, b) => (a === undefined || b.ratio > a.ratio ? b : a),
+      undefined,
+    );
+    let common = Number.POSITIVE_INFINITY;
+    for (const r of routes) {
+      if (r.service !== slowest?.service && r.answers >= COMMON_SAMPLES)
+        common = Math.min(common, r.ratio);
+    }
+    const shared = Number.isFinite(common) ? Math.max(1, common) : 1;
+    return (seen + samples) / (floor + samples) / shared;
   };
 
   const decide = () => {
     const measured = ratio();
     const before = previous;
     previous = measured;
-    if (settling) {
-      settling = false;
+    if (settling > 0) {
+      settling--;
       return restart();
     }
     // Vegas: the patients' worth of waiting, by Little's law.
     const queue = limit * (1 - 1 / measured);
-    const climbed = queue > BETA || measured > LATENCY_TOLERANCE;
-    if (climbed) {
+    if (process.env.PACING_DEBUG)
+      process.stderr.write(
+        `DBG L=${limit} R=${measured.toFixed(2)} Q=${queue.toFixed(1)} ${[...window].map(([r, d]) => `${r.slice(-8)}:${meanOf(d.durations).toFixed(1)}/${floors.get(r)?.toFixed(1)}#${d.durations.length}`).join(" ")}\n`,
+      );
+    // A cut needs two windows in a row that climbed: one alone may be the machine's hiccup (a
+    // pause stalls every answer in flight at once), a service that queues stays slow.
+    const sustained = Math.min(measured, before);
+    if (limit * (1 - 1 / sustained) > BETA || sustained > LATENCY_TOLERANCE) {
       // Gradient2: the limit the floor latency would allow, plus a small queue.
-      const sustained = Math.min(measured, before);
       const next = Math.max(limit * LATENCY_CUT_LEAST, limit / sustained + ALPHA);
       if (next < limit) return cut(next, "latency");
     }
+    const climbed = queue > BETA || measured > LATENCY_TOLERANCE;
     restart();
     if (measured > SLOW_START_EXIT) slowStart = false;
     if (!climbed && queue < ALPHA) grow();
@@ -200,14 +238,14 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
         attempt.reason === "timeout" || (attempt.status !== null && attempt.status === 504);
       const shed = attempt.status !== null && SHED_STATUS.has(attempt.status);
       if (timedOut || shed) {
-        if (!settling) overload(timedOut ? TIMEOUT_CUT : SHED_CUT);
+        if (settling === 0) overload(timedOut ? TIMEOUT_CUT : SHED_CUT);
         return;
       }
       if (attempt.status === null) return; // unreachable: says nothing about load
-      sinceOverload++;
-      const durations = window.get(attempt.route);
-      if (durations) durations.push(attempt.durationMs);
-      else window.set(attempt.route, [attempt.durationMs]);
+      sinceCut++;
+      const seen = window.get(attempt.route);
+      if (seen) seen.durations.push(attempt.durationMs);
+      else window.set(attempt.route, { service: attempt.service, durations: [attempt.durationMs] });
       samples++;
       if (samples >= Math.max(MIN_WINDOW, WINDOW_PER_PATIENT * limit)) decide();
     },
@@ -218,4 +256,10 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
 function medianOf(values: number[]): number {
   const sorted = values.toSorted((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+function meanOf(values: number[]): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  return values.length === 0 ? 0 : sum / values.length;
 }
