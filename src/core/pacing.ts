@@ -253,11 +253,6 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   };
 }
 
-function medianOf(values: number[]): number {
-  const sorted = values.toSorted((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}
-
 function meanOf(values: number[]): number {
   let sum = 0;
   for (const v of values) sum += v;
