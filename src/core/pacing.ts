@@ -211,9 +211,6 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     }
     // Vegas: the patients' worth of waiting, by Little's law.
     const queue = limit * (1 - 1 / measured);
-      process.stderr.write(
-        `DBG L=${limit} R=${measured.toFixed(2)} Q=${queue.toFixed(1)} ${[...window].map(([r, d]) => `${r.slice(-8)}:${meanOf(d.durations).toFixed(1)}/${floors.get(r)?.toFixed(1)}#${d.durations.length}`).join(" ")}\n`,
-      );
     // A cut needs two windows in a row that climbed: one alone may be the machine's hiccup (a
     // pause stalls every answer in flight at once), a service that queues stays slow.
     const sustained = Math.min(measured, before);
