@@ -85,20 +85,21 @@ test("a 429 or a 503 takes the concurrency a step back at once, a 504 or a timeo
   }
 });
 
-test("after a shed, the concurrency that drew it is tried again only after many answers, and passed once it holds", () => {
+test("after a shed, the concurrency grows again only after many answers, and then one step at a time", () => {
   const { pacing, feed } = limiter(64);
   feed(10, 5_000, () => pacing.concurrency >= 12);
-  const ceiling = pacing.concurrency;
+  const before = pacing.concurrency;
   pacing.observe(overloaded(503));
-  assert.ok(pacing.concurrency < ceiling);
+  const after = pacing.concurrency;
+  assert.ok(after < before);
   feed(10, 400);
-  assert.equal(pacing.concurrency, ceiling - 1, "back up to just below it, and held there");
-  feed(10, 200, () => pacing.concurrency >= ceiling);
-  assert.equal(pacing.concurrency, ceiling, "tried again");
+  assert.equal(pacing.concurrency, after, "held where the cut left it");
+  feed(10, 200, () => pacing.concurrency > after);
+  assert.equal(pacing.concurrency, after + 1, "one more tried once enough answers went by");
   feed(10, 400);
-  assert.equal(pacing.concurrency, ceiling, "held at it a while");
-  feed(10, 300, () => pacing.concurrency > ceiling);
-  assert.equal(pacing.concurrency, ceiling + 1, "the service took it: past it, one at a time");
+  assert.equal(pacing.concurrency, after + 1, "held at it a while");
+  feed(10, 300, () => pacing.concurrency > after + 1);
+  assert.equal(pacing.concurrency, after + 2, "the service took it: growing again");
 });
 
 test("latency that climbs past the tolerance cuts the concurrency; a connection refused does not", () => {

@@ -133,7 +133,7 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   };
 
   const cut = (next: number, cause: ConcurrencyCause) => {
-    ceiling = limit;
+    const from = limit;
     // An overload answer, or a probe that failed: the next probe waits twice as long.
     if (cause === "overload" || held !== undefined)
       probeGap = Math.min(PROBE_GAP_MOST, probeGap * 2);
@@ -146,6 +146,10 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     // A probe past a limit that held for a whole gap goes back to that limit, no further.
     set(held === undefined ? next : Math.max(next, Math.min(held, limit - 1)), cause);
     held = undefined;
+    // After a latency cut, the limit that climbed is the ceiling. After an overload answer, any
+    // growth is a probe: a service that sheds says where its limit is only by shedding, and each
+    // shed costs its patient the Retry-After.
+    ceiling = cause === "overload" ? limit + 1 : from;
   };
 
   const overload = (keep: number) => {
