@@ -1,11 +1,12 @@
 /**
  * How many patients are in flight: a fixed number, or an adaptive limiter (`--concurrency auto`)
  * that learns from every attempt the services answer: TCP Vegas steered by the services' latency
- * (see `adaptivePacing`). It starts at 1 and grows by an eighth (at least one) while the latency
- * stays near its floor, then by one at a time while the estimated queue is short; it holds while
- * the queue is moderate and cuts in proportion when latency climbs. A shed answer (429, 503) takes
- * it one step back and a timeout or 504 halves it, at once; the limit that drew the answer is then
- * approached again only rarely. Plain state; the sweep hands the number to p-limit.
+ * (see `adaptivePacing`). It starts at 1 and grows by an eighth (at least one) per window while the
+ * latency stays near its floor, then by one while the estimated queue is short; it holds while the
+ * queue is moderate and cuts in proportion when latency stays up. A shed answer (429, 503) takes it
+ * a step back and a timeout or 504 halves it, at once; past the limit a cut came from (or, after a
+ * shed, past where it landed) it grows again only after a gap of answers. Plain state; the sweep
+ * hands the number to p-limit.
  */
 import type { AttemptRecord } from "../services/http.ts";
 import type { ConcurrencyRange } from "./report.ts";
@@ -41,7 +42,8 @@ export const LATENCY_TOLERANCE = 1.5;
  * Vegas's thresholds, in patients' worth of waiting (the estimated queue): below ALPHA the limit
  * grows, above BETA it is cut, between them it holds. Vegas uses 2 and 4 packets (Netflix's
  * VegasLimit 3 and 6 requests at small limits); a patient spends only part of its time at the
- * service that queues, so a queue of 2 patients is already most of that service's slack.
+ * service that queues, so one patient's worth of waiting is already a queue there, and a service
+ * whose latency climbs steeply runs away within a step or two past its knee (the benchmark's).
  */
 const ALPHA = 1;
 const BETA = 3;
@@ -60,23 +62,30 @@ const SLOW_START_EXIT = 1.2;
 const SHED_CUT = 0.9;
 /** What a timeout or a proxy's 504 leaves: the service is too slow to answer at all. */
 const TIMEOUT_CUT = 0.5;
-/** The deepest a latency cut goes in one decision. */
+/**
+ * The deepest a latency cut goes in one decision: latency measured while a queue drains overstates
+ * it, and the next decision (two windows on) cuts again if it must.
+ */
 const LATENCY_CUT_LEAST = 0.7;
 /**
- * After an overload answer, the limit that drew it is a ceiling: reaching it again waits this
- * many answered attempts (about 200 patients), doubled by each overload answer since, up to
- * PROBE_GAP_MOST. A shed costs its patient a Retry-After (1 s is common), so a probe must be rare
- * enough that probing sheds well under 1% of requests; a limit that holds at the ceiling for a
- * whole gap shows the service grew, and the ceiling goes.
+ * After a cut, growing to the ceiling (the limit it came from; after an overload, one past where it
+ * landed) waits a gap of answered attempts: this many after an overload (about 200 patients),
+ * doubled by each overload or failed probe since, up to PROBE_GAP_MOST. A shed costs its patient a
+ * Retry-After (1 s is common), so probing must be rare enough to shed well under 1% of requests; a
+ * limit that holds at the ceiling for a whole gap shows the service takes more, and the ceiling goes
+ * (and the gap with it).
  */
 const PROBE_GAP = 512;
 const PROBE_GAP_MOST = 8192;
 /**
- * The gap after a latency cut (and before any overload): half as long, since probing a service
- * that slows costs latency for a window, not a patient's Retry-After.
+ * The first gap after a latency cut: half as long, since probing a service that slows costs latency
+ * for a window, not a patient's Retry-After.
  */
 const LATENCY_GAP = PROBE_GAP / 2;
-/** Answered attempts per decision: at least this many, and about one round of every patient. */
+/**
+ * Answered attempts per decision: at least this many, and about one round of every patient (a
+ * patient makes two or three requests), so a decision sees the answers of the limit it made.
+ */
 const MIN_WINDOW = 12;
 const WINDOW_PER_PATIENT = 3;
 /** A route's mean over fewer answers than this does not move its floor (once it has one). */
@@ -90,12 +99,12 @@ const SHED_STATUS: ReadonlySet<number> = new Set([429, 503]);
 /**
  * TCP Vegas's decision (estimate the queue from the latency over its floor, grow below ALPHA, cut
  * above BETA), adapted from packets in flight on one path to patients in flight across two
- * services, with Gradient2's decrease (limit x floor/latency + a queue of ALPHA) and, for services
- * that shed instead of slowing, AIMD with a small cut and a ceiling probed rarely (CUBIC's plateau
- * at the last loss, in spirit). Latency is compared route by route with its floor (the lowest
- * median a window showed for that route), so a slow route and a fast one weigh by their time, and
- * a single lucky fast answer does not set the bar. After a cut, one window goes by before the next
- * decision: the answers in it were asked for at the old limit.
+ * services, with Netflix Gradient2's decrease (limit x floor/latency + a queue of ALPHA) and, for
+ * services that shed instead of slowing, AIMD with a small cut and a ceiling probed rarely (CUBIC's
+ * plateau at the last loss, in spirit). Latency is compared route by route with its floor (the
+ * lowest mean a window of enough answers showed for that route), so a slow route and a fast one
+ * weigh by their time, and a single lucky fast answer does not set the bar. After a cut, a window
+ * or two go by before the next decision: their answers were asked for at the old limit.
  */
 export function adaptivePacing(options: AdaptiveOptions): Pacing {
   const { max } = options;
@@ -106,7 +115,7 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   let slowStart = true;
   /** Windows still to go by after a cut before the next decision. */
   let settling = 0;
-  /** The window before's latency ratio: a cut goes deep only when two windows agree. */
+  /** The window before's latency ratio: a cut needs two windows that agree. */
   let previous = 1;
   let samples = 0;
   /** The limit that last drew a cut, and the answers since (see PROBE_GAP). */
