@@ -85,20 +85,21 @@ test("a 429 or a 503 takes the concurrency a step back at once, a 504 or a timeo
   }
 });
 
-test("after a shed, the concurrency grows again only after many answers, and then one step at a time", () => {
+test("after a shed, the concurrency grows again only after many windows, and then one step at a time", () => {
   const { pacing, feed } = limiter(64);
   feed(10, 5_000, () => pacing.concurrency >= 12);
   const before = pacing.concurrency;
   pacing.observe(overloaded(503));
   const after = pacing.concurrency;
   assert.ok(after < before);
-  feed(10, 400);
+  const rounds = (n: number, concurrency: number) => n * 3 * concurrency; // a window a round
+  feed(10, rounds(6, after));
   assert.equal(pacing.concurrency, after, "held where the cut left it");
-  feed(10, 200, () => pacing.concurrency > after);
-  assert.equal(pacing.concurrency, after + 1, "one more tried once enough answers went by");
-  feed(10, 400);
+  feed(10, rounds(10, after), () => pacing.concurrency > after);
+  assert.equal(pacing.concurrency, after + 1, "one more tried once enough windows went by");
+  feed(10, rounds(3, after + 1));
   assert.equal(pacing.concurrency, after + 1, "held at it a while");
-  feed(10, 300, () => pacing.concurrency > after + 1);
+  feed(10, rounds(10, after + 1), () => pacing.concurrency > after + 1);
   assert.equal(pacing.concurrency, after + 2, "the service took it: growing again");
 });
 
@@ -111,10 +112,10 @@ test("latency that climbs past the tolerance cuts the concurrency; a connection 
   feed(40, 200);
   assert.ok(pacing.concurrency < 16, `${pacing.concurrency}`);
   assert.ok(moves.some(([, cause]) => cause === "latency"));
-  // Back at the floor, it grows again: one at a time, the doubling is over.
+  // Back at the floor, it grows again once a few windows went by: one at a time.
   const low = pacing.concurrency;
   const cuts = moves.length;
-  feed(10, 200);
+  feed(10, 600);
   assert.ok(pacing.concurrency > low);
   let last = low;
   for (const [n, cause] of moves.slice(cuts)) {

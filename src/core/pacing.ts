@@ -68,15 +68,15 @@ const TIMEOUT_CUT = 0.5;
  */
 const LATENCY_CUT_LEAST = 0.7;
 /**
- * After a cut, growing to the ceiling (the limit it came from; after an overload, one past where it
- * landed) waits a gap of answered attempts: this many after an overload (about 200 patients),
- * doubled by each overload or failed probe since, up to PROBE_GAP_MOST. A shed costs its patient a
- * Retry-After (1 s is common), so probing must be rare enough to shed well under 1% of requests; a
- * limit that holds at the ceiling for a whole gap shows the service takes more, and the ceiling goes
- * (and the gap with it).
+ * After a cut, growing past where it landed waits a gap of windows (each about one round of every
+ * patient): this many after an overload, doubled by each overload or failed probe since, up to
+ * PROBE_GAP_MOST. A shed costs its patient a Retry-After (1 s is common), so probing must be rare
+ * enough to shed well under 1% of requests (one shed in 8 rounds of 8 patients is about 0.6% of
+ * their requests, and the gap doubles); a limit that holds at the ceiling for a whole gap shows the
+ * service takes that much, and the next step past it waits a shorter gap.
  */
-const PROBE_GAP = 512;
-const PROBE_GAP_MOST = 8192;
+const PROBE_GAP = 8;
+const PROBE_GAP_MOST = 256;
 /**
  * The first gap after a latency cut: half as long, since probing a service that slows costs latency
  * for a window, not a patient's Retry-After.
@@ -118,7 +118,7 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   /** The window before's latency ratio: a cut needs two windows that agree. */
   let previous = 1;
   let samples = 0;
-  /** The limit that last drew a cut, and the answers since (see PROBE_GAP). */
+  /** Growth to this limit is a probe; the windows decided since the last cut or probe. */
   let ceiling: number | undefined;
   let sinceCut = 0;
   /** The limit that held for a whole gap before the probe past it, until the next cut. */
@@ -142,7 +142,6 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   };
 
   const cut = (next: number, cause: ConcurrencyCause) => {
-    const from = limit;
     // An overload answer, or a probe that failed: the next probe waits twice as long.
     if (cause === "overload" || held !== undefined)
       probeGap = Math.min(PROBE_GAP_MOST, probeGap * 2);
@@ -155,10 +154,11 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     // A probe past a limit that held for a whole gap goes back to that limit, no further.
     set(held === undefined ? next : Math.max(next, Math.min(held, limit - 1)), cause);
     held = undefined;
-    // After a latency cut, the limit that climbed is the ceiling. After an overload answer, any
-    // growth is a probe: a service that sheds says where its limit is only by shedding, and each
-    // shed costs its patient the Retry-After.
-    ceiling = cause === "overload" ? limit + 1 : from;
+    // Any growth past where a cut landed is a probe: the limit it came from was too much, and
+    // the one below it may be too (a service whose latency climbs steeply runs away within a step
+    // or two; one that sheds says where its limit is only by shedding, each shed costing its
+    // patient the Retry-After).
+    ceiling = limit + 1;
   };
 
   const overload = (keep: number) => {
@@ -171,10 +171,11 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     if (ceiling !== undefined && next >= ceiling) {
       if (sinceCut < probeGap) return;
       held = limit;
-      // Held at the ceiling itself for a whole gap: the service takes more now.
+      // Held at the ceiling itself for a whole gap: the service takes that much now; the next
+      // step past it is a probe too, and comes sooner.
       if (limit >= ceiling) {
-        ceiling = undefined;
-        probeGap = LATENCY_GAP;
+        ceiling = next;
+        probeGap = Math.max(LATENCY_GAP, probeGap / 2);
       }
       sinceCut = 0;
     }
@@ -183,35 +184,36 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
 
   /**
    * The window's latency over the floors, weighted by time: 1 means at the floor. What slowed
-   * every service alike (this process or the machine busy, not a service's queue) is taken out:
-   * the slowest route is compared with the other service's least slowed one, when it has one.
+   * every service alike (this process or the machine busy, not a service's queue) is taken out: a
+   * pause adds the same milliseconds to every answer in flight, so the least any service's routes
+   * rose over their floors, when both services answered, is subtracted from every route.
    */
   const ratio = (): number => {
-    let seen = 0;
-    let floor = 0;
-    const routes: Array<{ service: string; ratio: number; answers: number }> = [];
+    const routes: Array<{ service: string; mean: number; floor: number; answers: number }> = [];
+    const excess = new Map<string, number>();
     for (const [route, { service, durations }] of window) {
       const mean = meanOf(durations);
       const known = floors.get(route);
-      const lowestSeen =
+      const floor =
         known === undefined || (durations.length >= FLOOR_SAMPLES && mean < known) ? mean : known;
-      floors.set(route, lowestSeen);
-      seen += mean * durations.length;
-      floor += lowestSeen * durations.length;
-      // A millisecond of slack: sub-millisecond services would otherwise swing it by jitter alone.
-      routes.push({ service, ratio: (mean + 1) / (lowestSeen + 1), answers: durations.length });
+      floors.set(route, floor);
+      routes.push({ service, mean, floor, answers: durations.length });
+      if (durations.length >= COMMON_SAMPLES)
+        excess.set(
+          service,
+          Math.min(excess.get(service) ?? Number.POSITIVE_INFINITY, mean - floor),
+        );
     }
-    const slowest = routes.reduce<(typeof routes)[number] | undefined>(
-      (a, b) => (a === undefined || b.ratio > a.ratio ? b : a),
-      undefined,
-    );
-    let common = Number.POSITIVE_INFINITY;
+    const common = excess.size >= 2 ? Math.max(0, Math.min(...excess.values())) : 0;
+    let seen = 0;
+    let floor = 0;
     for (const r of routes) {
-      if (r.service !== slowest?.service && r.answers >= COMMON_SAMPLES)
-        common = Math.min(common, r.ratio);
+      seen += Math.max(r.floor, r.mean - common) * r.answers;
+      floor += r.floor * r.answers;
     }
-    const shared = Number.isFinite(common) ? Math.max(1, common) : 1;
-    return (seen + samples) / (floor + samples) / shared;
+    // A millisecond of slack per answer: sub-millisecond services would otherwise swing it by
+    // their jitter alone.
+    return (seen + samples) / (floor + samples);
   };
 
   const decide = () => {
@@ -234,6 +236,7 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
     }
     const climbed = queue > BETA || measured > LATENCY_TOLERANCE;
     restart();
+    sinceCut++;
     if (measured > SLOW_START_EXIT) slowStart = false;
     if (!climbed && queue < ALPHA) grow();
   };
@@ -251,7 +254,6 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
         return;
       }
       if (attempt.status === null) return; // unreachable: says nothing about load
-      sinceCut++;
       const seen = window.get(attempt.route);
       if (seen) seen.durations.push(attempt.durationMs);
       else window.set(attempt.route, { service: attempt.service, durations: [attempt.durationMs] });
