@@ -95,11 +95,11 @@ test("after a shed, the concurrency grows again only after many windows, and the
   const rounds = (n: number, concurrency: number) => n * 3 * concurrency; // a window a round
   feed(10, rounds(6, after));
   assert.equal(pacing.concurrency, after, "held where the cut left it");
-  feed(10, rounds(10, after), () => pacing.concurrency > after);
+  feed(10, rounds(40, after), () => pacing.concurrency > after);
   assert.equal(pacing.concurrency, after + 1, "one more tried once enough windows went by");
   feed(10, rounds(3, after + 1));
   assert.equal(pacing.concurrency, after + 1, "held at it a while");
-  feed(10, rounds(10, after + 1), () => pacing.concurrency > after + 1);
+  feed(10, rounds(40, after + 1), () => pacing.concurrency > after + 1);
   assert.equal(pacing.concurrency, after + 2, "the service took it: growing again");
 });
 

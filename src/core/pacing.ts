@@ -4,9 +4,9 @@
  * (see `adaptivePacing`). It starts at 1 and grows by an eighth (at least one) per window while the
  * latency stays near its floor, then by one while the estimated queue is short; it holds while the
  * queue is moderate and cuts in proportion when latency stays up. A shed answer (429, 503) takes it
- * a step back and a timeout or 504 halves it, at once; past the limit a cut came from (or, after a
- * shed, past where it landed) it grows again only after a gap of answers. Plain state; the sweep
- * hands the number to p-limit.
+ * a step back and a timeout or 504 halves it, at once. Past where a cut landed, each step up is a
+ * probe that waits a gap of a few rounds of every patient. Plain state; the sweep hands the number
+ * to p-limit.
  */
 import type { AttemptRecord } from "../services/http.ts";
 import type { ConcurrencyRange } from "./report.ts";
@@ -70,18 +70,18 @@ const LATENCY_CUT_LEAST = 0.7;
 /**
  * After a cut, growing past where it landed waits a gap of windows (each about one round of every
  * patient): this many after an overload, doubled by each overload or failed probe since, up to
- * PROBE_GAP_MOST. A shed costs its patient a Retry-After (1 s is common), so probing must be rare
- * enough to shed well under 1% of requests (one shed in 8 rounds of 8 patients is about 0.6% of
- * their requests, and the gap doubles); a limit that holds at the ceiling for a whole gap shows the
- * service takes that much, and the next step past it waits a shorter gap.
+ * PROBE_GAP_MOST. A shed costs its patient a Retry-After (1 s is common: a slot idle for as long
+ * as a few dozen patients take), so probing must be rare (one shed in 16 rounds of 8 patients is
+ * about 0.3% of their requests, and the gap doubles); a limit that holds at the ceiling for a whole
+ * gap shows the service takes that much, and the next step past it waits a shorter gap.
  */
-const PROBE_GAP = 8;
+const PROBE_GAP = 16;
 const PROBE_GAP_MOST = 256;
 /**
- * The first gap after a latency cut: half as long, since probing a service that slows costs latency
- * for a window, not a patient's Retry-After.
+ * The first gap after a latency cut, and the shortest: a quarter as long, since probing a service
+ * that slows costs latency for a window or two, not a patient's Retry-After.
  */
-const LATENCY_GAP = PROBE_GAP / 2;
+const LATENCY_GAP = PROBE_GAP / 4;
 /**
  * Answered attempts per decision: at least this many, and about one round of every patient (a
  * patient makes two or three requests), so a decision sees the answers of the limit it made.
@@ -100,8 +100,8 @@ const SHED_STATUS: ReadonlySet<number> = new Set([429, 503]);
  * TCP Vegas's decision (estimate the queue from the latency over its floor, grow below ALPHA, cut
  * above BETA), adapted from packets in flight on one path to patients in flight across two
  * services, with Netflix Gradient2's decrease (limit x floor/latency + a queue of ALPHA) and, for
- * services that shed instead of slowing, AIMD with a small cut and a ceiling probed rarely (CUBIC's
- * plateau at the last loss, in spirit). Latency is compared route by route with its floor (the
+ * services that shed instead of slowing, AIMD with a small cut; after any cut, the steps up past
+ * where it landed are probes spaced by a gap (CUBIC's plateau at the last loss, in spirit). Latency is compared route by route with its floor (the
  * lowest mean a window of enough answers showed for that route), so a slow route and a fast one
  * weigh by their time, and a single lucky fast answer does not set the bar. After a cut, a window
  * or two go by before the next decision: their answers were asked for at the old limit.
@@ -118,7 +118,7 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   /** The window before's latency ratio: a cut needs two windows that agree. */
   let previous = 1;
   let samples = 0;
-  /** Growth to this limit is a probe; the windows decided since the last cut or probe. */
+  /** Growth to this limit (or past it) is a probe; the windows decided since the last cut or probe. */
   let ceiling: number | undefined;
   let sinceCut = 0;
   /** The limit that held for a whole gap before the probe past it, until the next cut. */
@@ -142,9 +142,11 @@ export function adaptivePacing(options: AdaptiveOptions): Pacing {
   };
 
   const cut = (next: number, cause: ConcurrencyCause) => {
-    // An overload answer, or a probe that failed: the next probe waits twice as long.
+    // An overload answer, or a probe that failed: the next probe waits twice as long (after an
+    // overload, PROBE_GAP at least).
     if (cause === "overload" || held !== undefined)
       probeGap = Math.min(PROBE_GAP_MOST, probeGap * 2);
+    if (cause === "overload") probeGap = Math.max(PROBE_GAP, probeGap);
     sinceCut = 0;
     slowStart = false;
     // The answers of the window after a cut were asked for at the old limit; after a latency
