@@ -71,17 +71,19 @@ const LATENCY_CUT_LEAST = 0.7;
  * After a cut, growing past where it landed waits a gap of windows (each about one round of every
  * patient): this many after an overload, doubled by each overload or failed probe since, up to
  * PROBE_GAP_MOST. A shed costs its patient a Retry-After (1 s is common: a slot idle for as long
- * as a few dozen patients take), so probing must be rare (one shed in 16 rounds of 8 patients is
- * about 0.3% of their requests, and the gap doubles); a limit that holds at the ceiling for a whole
- * gap shows the service takes that much, and the next step past it waits a shorter gap.
+ * as a few dozen patients take), so probing must be rare (one shed in 8 rounds of 8 patients is
+ * about 0.6% of their requests, and the gap doubles); yet not so rare that a cut made while the
+ * limit first overshot (a 429 from a service whose latency climbs) keeps it low for long. A limit
+ * that holds at the ceiling for a whole gap shows the service takes that much, and the next step
+ * past it waits a shorter gap.
  */
-const PROBE_GAP = 16;
+const PROBE_GAP = 8;
 const PROBE_GAP_MOST = 256;
 /**
- * The first gap after a latency cut, and the shortest: a quarter as long, since probing a service
- * that slows costs latency for a window or two, not a patient's Retry-After.
+ * The first gap after a latency cut, and the shortest: half as long, since probing a service that
+ * slows costs latency for a window or two, not a patient's Retry-After.
  */
-const LATENCY_GAP = PROBE_GAP / 4;
+const LATENCY_GAP = PROBE_GAP / 2;
 /**
  * Answered attempts per decision: at least this many, and about one round of every patient (a
  * patient makes two or three requests), so a decision sees the answers of the limit it made.
