@@ -63,26 +63,45 @@ test("auto does not rise while no patient waits for a slot", () => {
   assert.deepEqual(moves, []);
 });
 
-test("a 429, a 503, a 504 or a timeout halves the concurrency at once; the next window's are old news", () => {
-  for (const attempt of [
-    overloaded(429),
-    overloaded(503),
-    overloaded(504),
-    overloaded(null, "timeout"),
-  ]) {
+test("a 429 or a 503 takes the concurrency a step back at once, a 504 or a timeout halves it; the next window's are old news", () => {
+  for (const [attempt, keep] of [
+    [overloaded(429), 0.9],
+    [overloaded(503), 0.9],
+    [overloaded(504), 0.5],
+    [overloaded(null, "timeout"), 0.5],
+  ] as const) {
     const { pacing, moves, feed } = limiter(64);
     feed(10, 5_000, () => pacing.concurrency >= 32);
-    assert.equal(pacing.concurrency, 32);
+    const before = pacing.concurrency;
     pacing.observe(attempt);
-    assert.equal(pacing.concurrency, 16, JSON.stringify(attempt));
-    assert.deepEqual(moves.at(-1), [16, "overload"]);
+    const cut = Math.floor(before * keep);
+    assert.equal(pacing.concurrency, cut, JSON.stringify(attempt));
+    assert.deepEqual(moves.at(-1), [cut, "overload"]);
     // Answers to requests sent at the old limit: no second cut until a window has gone by.
     pacing.observe(attempt);
-    assert.equal(pacing.concurrency, 16);
-    feed(10, 16 * 2); // one window at the new limit
+    assert.equal(pacing.concurrency, cut);
+    feed(10, cut * 3); // one window at the new limit (three answers per patient)
     pacing.observe(attempt);
-    assert.equal(pacing.concurrency, 8);
+    assert.equal(pacing.concurrency, Math.floor(cut * keep));
   }
+});
+
+test("after a shed, the concurrency grows again only after many windows, and then one step at a time", () => {
+  const { pacing, feed } = limiter(64);
+  feed(10, 5_000, () => pacing.concurrency >= 12);
+  const before = pacing.concurrency;
+  pacing.observe(overloaded(503));
+  const after = pacing.concurrency;
+  assert.ok(after < before);
+  const rounds = (n: number, concurrency: number) => n * 3 * concurrency; // a window a round
+  feed(10, rounds(6, after));
+  assert.equal(pacing.concurrency, after, "held where the cut left it");
+  feed(10, rounds(40, after), () => pacing.concurrency > after);
+  assert.equal(pacing.concurrency, after + 1, "one more tried once enough windows went by");
+  feed(10, rounds(3, after + 1));
+  assert.equal(pacing.concurrency, after + 1, "held at it a while");
+  feed(10, rounds(40, after + 1), () => pacing.concurrency > after + 1);
+  assert.equal(pacing.concurrency, after + 2, "the service took it: growing again");
 });
 
 test("latency that climbs past the tolerance cuts the concurrency; a connection refused does not", () => {
@@ -94,10 +113,10 @@ test("latency that climbs past the tolerance cuts the concurrency; a connection 
   feed(40, 200);
   assert.ok(pacing.concurrency < 16, `${pacing.concurrency}`);
   assert.ok(moves.some(([, cause]) => cause === "latency"));
-  // Back at the floor, it grows again: one at a time, the doubling is over.
+  // Back at the floor, it grows again once a few windows went by: one at a time.
   const low = pacing.concurrency;
   const cuts = moves.length;
-  feed(10, 200);
+  feed(10, 600);
   assert.ok(pacing.concurrency > low);
   let last = low;
   for (const [n, cause] of moves.slice(cuts)) {
@@ -403,4 +422,56 @@ test("the capacity stand-in queues requests above k in flight and answers 429 ab
   // No token: the backend's own answer, once past the worker.
   assert.deepEqual(await Promise.all([first, second]), [403, 403]);
   assert.equal(backend.peakInFlight, 3);
+});
+
+test("the capacity knob's slowing shape: each request above the threshold adds latency, 429 above the limit", async (t) => {
+  const { backend } = await startServices(t);
+  backend.capacity = { shape: "slows", threshold: 1, extraMs: 100, limit: 2 };
+  const served: Array<[string, number]> = [];
+  backend.onServed = (r, ms) => served.push([r.path, ms]);
+  const hold = backend.hold((r) => r.path === "/api/validate/");
+  const validate = fetch(`${backend.url}/api/validate/`).then((r) => r.status);
+  await hold.waitFor(1);
+  // Second in flight: one above the threshold, so 100 ms more than the held one's share.
+  const login = await fetch(`${backend.url}/api/login/`, { method: "POST", body: "{}" });
+  assert.equal(login.status, 422);
+  const [path, ms] = served[0] ?? [];
+  assert.equal(path, "/api/login/");
+  // At least most of the 100 ms (timers start from the event loop's cached clock, a little before
+  // the arrival was stamped); a request without the extra takes a few milliseconds.
+  assert.ok((ms ?? 0) >= 50, `${ms} ms`);
+  // Third in flight while two are: above the limit of 2, shed at once.
+  const other = backend.hold((r) => r.path === "/api/patient/fetchAllPatients");
+  const list = fetch(`${backend.url}/api/patient/fetchAllPatients`).then((r) => r.status);
+  await other.waitFor(1);
+  const shed = await fetch(`${backend.url}/api/validate/`);
+  assert.equal(shed.status, 429);
+  assert.equal(shed.headers.get("retry-after"), null);
+  assert.equal(backend.overloaded, 1);
+  hold.release();
+  other.release();
+  assert.deepEqual(await Promise.all([validate, list]), [403, 403]);
+  assert.equal(served.length, 3, "the shed request is not among those served");
+});
+
+test("the capacity knob's shedding shape answers its status with Retry-After: 1 above the threshold", async (t) => {
+  const { backend, ml } = await startServices(t);
+  backend.capacity = { shape: "sheds", threshold: 1, status: 503 };
+  const hold = backend.hold(() => true);
+  const first = fetch(`${backend.url}/api/validate/`).then((r) => r.status);
+  await hold.waitFor(1);
+  const shed = await fetch(`${backend.url}/api/validate/`);
+  assert.equal(shed.status, 503);
+  assert.equal(shed.headers.get("retry-after"), "1");
+  assert.equal(backend.overloaded, 1);
+  hold.release();
+  assert.equal(await first, 403);
+  // The same knob on the ML server, shedding with 429 above none in flight: every request.
+  ml.capacity = { shape: "sheds", threshold: 0, status: 429 };
+  const predict = await fetch(`${ml.url}/predict`, { method: "POST", body: "[]" });
+  assert.equal(predict.status, 429);
+  assert.equal(predict.headers.get("retry-after"), "1");
+  assert.equal(ml.overloaded, 1);
+  ml.capacity = undefined;
+  assert.equal((await fetch(`${ml.url}/health`)).status, 200);
 });

@@ -13,6 +13,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { installPackage } from "./install.ts";
+import {
+  FULL_SHAPES,
+  formatShapes,
+  measureShapes,
+  type PacingShape,
+  pacingNote,
+  QUICK_SHAPES,
+} from "./pacing.ts";
 import { host } from "./services.ts";
 import { allowedCpus, hasGnuTime, killAll, type Launched, launch, pinSelf } from "./spawn.ts";
 import { formatTable, median, type Row, type RowKey, ratios } from "./table.ts";
@@ -36,8 +44,8 @@ interface Plan {
   /** Patients of the memory runs. */
   bigPatients: number;
   startRuns: number;
-  /** Patients of each pacing run, the fixed concurrencies it compares auto with, their latency. */
-  pacing: { patients: number; fixed: number[]; backendMs: number; mlMs: number };
+  /** The services' shapes auto is measured against, each with its fixed concurrencies. */
+  pacing: PacingShape[];
   /** Patients of the steady sweeps with and without reuse (issue 15). */
   reusePatients: number;
   /** Unmeasured runs first (the stand-ins' JIT, the page cache). */
@@ -52,7 +60,7 @@ const FULL: Plan = {
   cpuPatients: 10_000,
   bigPatients: 100_000,
   startRuns: 5,
-  pacing: { patients: 1000, fixed: [8, 12, 16, 24, 32], backendMs: 50, mlMs: 10 },
+  pacing: FULL_SHAPES,
   reusePatients: 500,
   warmUp: true,
 };
@@ -64,7 +72,7 @@ const QUICK: Plan = {
   cpuPatients: 100,
   bigPatients: 200,
   startRuns: 1,
-  pacing: { patients: 40, fixed: [8, 16], backendMs: 5, mlMs: 1 },
+  pacing: QUICK_SHAPES,
   reusePatients: 40,
   warmUp: false,
 };
@@ -79,13 +87,13 @@ const CPU_CONCURRENCY = 8;
 const HEAP_CAP = "--max-old-space-size=128";
 /** Patients of a start-cost run: the figure ends at the first one. */
 const START_PATIENTS = 20;
-/** Workers of the capacity-limited backend of the pacing runs (429 above twice as many). */
-const PACING_CAPACITY = 8;
 
 /** Where the children run (an empty folder: no .env is read) and the package is installed. */
 let scratch = "";
 let work = "";
 let installedBin: string | undefined;
+/** The pacing section's own table (one line per shape), when it ran. */
+let pacingTable = "";
 
 /** The installed package's bin, installed on first use. */
 function installed(): string {
@@ -343,65 +351,22 @@ async function measureStart(plan: Plan, values: Values): Promise<string> {
   return `start: spawn to the first fetchVitals reaching the stand-in (instant services), the installed package being npm pack's tarball installed with --omit=dev; login = one login round trip on a fresh connection from this process; --help and node -e 0 from spawn to exit.`;
 }
 
-interface PacingRun {
-  /** Patients written or found unchanged per second, from the first request to the exit. */
-  throughput: number;
-  /** Requests the backend answered 429 over those both services received. */
-  tooMany: number;
-}
-
-/** One sweep against the capacity-limited backend; a patient may fail here (a 429 too many). */
-async function pacingRun(plan: Plan, concurrency: string): Promise<PacingRun> {
-  const { patients, backendMs, mlMs } = plan.pacing;
-  const hosted = await host({ patients, backendMs, mlMs, capacity: PACING_CAPACITY });
-  try {
-    const run = await launch({
-      command: [process.execPath, "--", BIN, "--json", "--concurrency", concurrency],
-      env: { ...baseEnv(), ...hosted.env },
-      cwd: work,
-      timeoutMs: 60_000 + patients * 100,
-    });
-    const firstRequestAt = hosted.firstRequestAt();
-    let done: number | undefined;
-    try {
-      const { counts } = JSON.parse(run.stdout);
-      done = counts.selected - counts.failed - counts.interrupted - counts.not_started;
-    } catch {}
-    if (done === undefined || firstRequestAt === undefined || (run.code !== 0 && run.code !== 1)) {
-      throw new Error(`pacing at ${concurrency}: exit ${run.code ?? run.signal}, no report`);
-    }
-    const { backend, ml } = hosted.counts();
-    return {
-      throughput: done / ((run.exitedAt - firstRequestAt) / 1000),
-      tooMany: hosted.overloaded() / (backend + ml),
-    };
-  } finally {
-    await hosted.close();
-  }
-}
-
 async function measurePacing(plan: Plan, values: Values): Promise<string> {
-  const { patients, fixed, backendMs, mlMs } = plan.pacing;
-  const byFixed = new Map<number, number[]>(fixed.map((c) => [c, []]));
-  const auto: PacingRun[] = [];
-  for (let round = 1; round <= plan.runs; round++) {
-    // Every setting once per round, so that a busy spell on the machine hits them alike.
-    for (const concurrency of fixed) {
-      say(`pacing, concurrency ${concurrency}, ${patients} patients, run ${round}/${plan.runs}`);
-      byFixed.get(concurrency)?.push((await pacingRun(plan, String(concurrency))).throughput);
-    }
-    say(`pacing, concurrency auto, ${patients} patients, run ${round}/${plan.runs}`);
-    auto.push(await pacingRun(plan, "auto"));
-  }
-  // The best fixed concurrency is the one with the highest median: the fastest of each round
-  // would be the luckiest run of five, a bar no single setting keeps.
-  const [best, bestRuns] = [...byFixed].reduce((a, b) => (median(b[1]) > median(a[1]) ? b : a));
-  values.pacingBest = bestRuns;
-  values.pacingAuto = auto.map((r) => r.throughput);
-  values.pacingRatio = ratios(values.pacingAuto, bestRuns);
-  values.pacing429 = auto.map((r) => r.tooMany * 100);
-  const medians = [...byFixed].map(([c, runs]) => `${c}: ${median(runs).toFixed(1)}`).join(", ");
-  return `pacing (issue 10): a backend of ${PACING_CAPACITY} workers of ${backendMs} ms each that queues requests above ${PACING_CAPACITY} in flight and answers 429 above ${2 * PACING_CAPACITY}, ML server ${mlMs} ms, ${patients} patients; every fixed concurrency and auto in turn each round; best fixed = the concurrency with the highest median throughput (patients/s: ${medians}), here ${best}; throughput = patients written or unchanged / (first request to exit); auto / best fixed is taken round by round; 429s = the backend's capacity 429s over every request both services received.`;
+  const results = await measureShapes(plan.pacing, plan.runs, {
+    bin: BIN,
+    cwd: work,
+    env: baseEnv,
+    say,
+  });
+  // The main table judges the shape that fares worst; the pacing table shows each one.
+  const worst = results.reduce((a, b) => (median(b.ratio) < median(a.ratio) ? b : a));
+  values.pacingRatio = worst.ratio;
+  const mostShed = results.reduce((a, b) =>
+    median(b.auto.map((r) => r.shed)) > median(a.auto.map((r) => r.shed)) ? b : a,
+  );
+  values.pacing429 = mostShed.auto.map((r) => r.shed);
+  pacingTable = formatShapes(results);
+  return pacingNote(results);
 }
 
 /** The concurrency of the steady sweeps (issue 15). */
@@ -534,8 +499,6 @@ function buildRows(values: Values, why: Partial<Record<RowKey, string>>): Row[] 
     row("nodeEmpty", "ms", 0),
     row("helpRatio", "x", 2),
     row("helpRatioCheckout", "x", 2),
-    row("pacingBest", "patients/s", 1),
-    row("pacingAuto", "patients/s", 1),
     row("pacingRatio", "x", 2, { target: { op: ">=", limit: 0.85 } }),
     row("pacing429", "%", 2, { target: { op: "<=", limit: 1 } }),
     row("reuseRequestsPlain", "", 0),
@@ -567,7 +530,7 @@ const SECTION_ROWS: Record<Section, RowKey[]> = {
     "helpRatio",
     "helpRatioCheckout",
   ],
-  pacing: ["pacingBest", "pacingAuto", "pacingRatio", "pacing429"],
+  pacing: ["pacingRatio", "pacing429"],
   reuse: [
     "reuseRequestsPlain",
     "reuseRequests",
@@ -656,6 +619,7 @@ async function main(): Promise<number> {
     "",
     formatTable(buildRows(values, why), `${runs}, start ${plan.startRuns}`),
     "",
+    ...(pacingTable ? [pacingTable, ""] : []),
     ...notes.map((note) => `- ${note}`),
   ];
   process.stdout.write(`${out.join("\n")}\n`);

@@ -6,7 +6,7 @@
 import { type Backend, startBackend } from "../../test/stand-ins/backend.ts";
 import { type Ml, startMl } from "../../test/stand-ins/ml.ts";
 import { DEMO_USER, makePatients } from "../../test/stand-ins/seed.ts";
-import type { RecordedRequest, StandIn } from "../../test/stand-ins/server.ts";
+import type { Capacity, RecordedRequest, StandIn } from "../../test/stand-ins/server.ts";
 
 export interface HostedOptions {
   patients: number;
@@ -15,10 +15,10 @@ export interface HostedOptions {
   /** Latency the ML server adds to each request (ms). */
   mlMs: number;
   /**
-   * Workers of a capacity-limited backend: requests queue above this many in flight and are
-   * answered 429 above twice as many (issue 10's proof of `--concurrency auto`); unset: no limit.
+   * The one service with a capacity limit, and its shape (see `Capacity`; a number is a pool of
+   * that many workers): the proofs of `--concurrency auto` (issues 10 and 19). Unset: no limit.
    */
-  capacity?: number | undefined;
+  limited?: { service: "backend" | "ml"; capacity: number | Capacity } | undefined;
 }
 
 export interface Hosted {
@@ -27,8 +27,10 @@ export interface Hosted {
   backendUrl: string;
   /** Requests each service received so far. */
   counts(): { backend: number; ml: number };
-  /** Requests the backend answered 429 because it was over its capacity. */
+  /** Requests the limited service shed (429 or 503) because it was over its capacity. */
   overloaded(): number;
+  /** How long the limited service took over each request it served (ms, arrival to answer). */
+  servedMs(): number[];
   /** performance.now() when the first request of the run arrived (the login). */
   firstRequestAt(): number | undefined;
   /** performance.now() when the first patient request (fetchVitals) arrived. */
@@ -49,8 +51,13 @@ export async function host(options: HostedOptions): Promise<Hosted> {
   });
   const ml = await startMl();
   backend.latencyMs = options.backendMs;
-  backend.capacity = options.capacity;
   ml.latencyMs = options.mlMs;
+  const served: number[] = [];
+  const limited = options.limited?.service === "ml" ? ml : backend;
+  if (options.limited) {
+    limited.capacity = options.limited.capacity;
+    limited.onServed = (_request, ms) => served.push(ms);
+  }
   const counted = { backend: 0, ml: 0 };
   let firstRequest: number | undefined;
   let firstVitals: number | undefined;
@@ -77,7 +84,8 @@ export async function host(options: HostedOptions): Promise<Hosted> {
     },
     backendUrl: backend.url,
     counts: () => ({ ...counted }),
-    overloaded: () => backend.overloaded,
+    overloaded: () => limited.overloaded,
+    servedMs: () => [...served],
     firstRequestAt: () => firstRequest,
     firstVitalsAt: () => firstVitals,
     restart: () => {

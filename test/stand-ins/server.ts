@@ -61,19 +61,35 @@ export interface StandIn {
   waitForRequests(match: Match, count: number, timeoutMs?: number): Promise<void>;
   latencyMs: number;
   /**
-   * k workers: above k requests in flight the rest queue for one (slower and slower), and a
-   * request arriving while 2k are in flight is answered 429 at once. Undefined: no limit.
+   * How the service bears load. A number k is a pool of k workers (`{ shape: "pool", workers: k }`);
+   * undefined: no limit.
    */
-  capacity: number | undefined;
+  capacity: number | Capacity | undefined;
+  /** Called with each request the service served (not shed), ms from its arrival to its answer. */
+  onServed: ((request: RecordedRequest, ms: number) => void) | undefined;
   /** Requests in flight now, and the most there have been at once. */
   readonly inFlight: number;
   readonly peakInFlight: number;
-  /** Requests answered 429 by the capacity limit. */
+  /** Requests answered 429 or 503 by the capacity limit (shed). */
   readonly overloaded: number;
   down(): void;
   up(): void;
   close(): Promise<void>;
 }
+
+/**
+ * The shapes of a service's capacity, counted in requests in flight (the one arriving included):
+ * - `pool`: `workers` workers; above that many the rest queue for one (slower and slower), and a
+ *   request arriving while twice as many are in flight is answered 429 at once.
+ * - `slows`: every request above `threshold` adds `extraMs` to the latency of one arriving now;
+ *   above `limit` it is answered 429 at once.
+ * - `sheds`: above `threshold` a request is answered `status` at once, with Retry-After: 1; the
+ *   service never slows.
+ */
+export type Capacity =
+  | { shape: "pool"; workers: number }
+  | { shape: "slows"; threshold: number; extraMs: number; limit: number }
+  | { shape: "sheds"; threshold: number; status: 429 | 503 };
 
 /** mulberry32: a tiny seeded PRNG, so chaos and generated data are reproducible (no Math.random) */
 export function prng(seed: number): () => number {
@@ -131,7 +147,8 @@ export class StandInServer implements StandIn {
   readonly requests: RecordedRequest[] = [];
   readonly faulted: Array<{ seq: number; fault: Fault }> = [];
   latencyMs = 0;
-  capacity: number | undefined;
+  capacity: number | Capacity | undefined;
+  onServed: ((request: RecordedRequest, ms: number) => void) | undefined;
   #server: Server;
   #inFlight = 0;
   #peakInFlight = 0;
@@ -271,16 +288,30 @@ export class StandInServer implements StandIn {
 
   /** Past the capacity limit (if any): a worker, then holds, faults, latency and the handler. */
   async #admitted(req: IncomingMessage, res: ServerResponse, rec: RecordedRequest): Promise<void> {
-    const { capacity } = this;
-    if (capacity === undefined) return this.#served(req, res, rec);
-    if (this.#inFlight > 2 * capacity) {
-      this.#overloaded++;
-      return sendJson(res, 429, { detail: "Too Many Requests" });
+    const capacity =
+      typeof this.capacity === "number"
+        ? ({ shape: "pool", workers: this.capacity } as const)
+        : this.capacity;
+    const served = async (extraMs = 0) => {
+      await this.#served(req, res, rec, extraMs);
+      this.onServed?.(rec, performance.now() - rec.at);
+    };
+    if (capacity === undefined) return served();
+    const n = this.#inFlight;
+    switch (capacity.shape) {
+      case "slows":
+        if (n > capacity.limit) return this.#shed(res, 429);
+        return served(capacity.extraMs * Math.max(0, n - capacity.threshold));
+      case "sheds":
+        if (n > capacity.threshold) return this.#shed(res, capacity.status, { "retry-after": "1" });
+        return served();
+      case "pool":
+        if (n > 2 * capacity.workers) return this.#shed(res, 429);
     }
-    if (this.#working < capacity) this.#working++;
+    if (this.#working < capacity.workers) this.#working++;
     else await new Promise<void>((go) => this.#workerQueue.push(go));
     try {
-      await this.#served(req, res, rec);
+      await served();
     } finally {
       // the worker passes straight to the next in line, or goes idle
       const next = this.#workerQueue.shift();
@@ -289,7 +320,18 @@ export class StandInServer implements StandIn {
     }
   }
 
-  async #served(req: IncomingMessage, res: ServerResponse, rec: RecordedRequest): Promise<void> {
+  #shed(res: ServerResponse, status: 429 | 503, headers?: Record<string, string>): void {
+    this.#overloaded++;
+    const detail = status === 429 ? "Too Many Requests" : "Service Unavailable";
+    sendJson(res, status, { detail }, headers);
+  }
+
+  async #served(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: RecordedRequest,
+    extraMs: number,
+  ): Promise<void> {
     const gone = () => this.#closing !== undefined || req.socket.destroyed;
     const holds = this.#holds.filter((h) => !h.released && h.match(rec));
     if (holds.length > 0) {
@@ -308,7 +350,8 @@ export class StandInServer implements StandIn {
     // the fault is chosen once the request is past its holds, in that order, so it is reproducible
     const fault = this.#pickFault(rec);
     if (fault) this.faulted.push({ seq: rec.seq, fault });
-    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    const latencyMs = this.latencyMs + extraMs;
+    if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     if (gone()) return;
     if (fault) return applyFault(req, res, fault);
     try {
