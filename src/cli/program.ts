@@ -28,15 +28,14 @@ export interface Invocation {
   flags: CliFlags;
 }
 
-let version: string | undefined;
+/** The package's version (package.json), read once when the CLI loads. */
+const VERSION = String(
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version,
+);
 
-/** The package's version (package.json), read once: --version, the report, the metrics. */
+/** The package's version: --version, the report, the metrics. */
 export function packageVersion(): string {
-  if (version === undefined) {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-    version = String(pkg.version);
-  }
-  return version;
+  return VERSION;
 }
 
 /**
