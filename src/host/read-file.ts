@@ -47,8 +47,9 @@ export function readBounded(
     const opened = fstatSync(fd);
     const after = bad(opened) ?? options.check?.(opened);
     if (after) return { problem: after };
-    // One byte more than allowed: a file that grew since the check is caught here.
-    const buffer = Buffer.alloc(maxBytes + 1);
+    // Sized by the file, not the bound (a bound of 64 MiB must not cost 64 MiB for a 4 MB file),
+    // with one byte more: a file that grew since the check is caught here.
+    const buffer = Buffer.allocUnsafe(Math.min(maxBytes, opened.size) + 1);
     let length = 0;
     while (length < buffer.length) {
       const n = readSync(fd, buffer, length, buffer.length - length, null);
@@ -56,6 +57,7 @@ export function readBounded(
       length += n;
     }
     if (length > maxBytes) return { problem: "too_large" };
+    if (length > opened.size) return { problem: "changed while it was read" };
     return buffer.toString("utf8", 0, length);
   } catch (error) {
     return { problem: (error as NodeJS.ErrnoException).code ?? "unreadable" };
