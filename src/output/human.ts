@@ -349,5 +349,5 @@ function prefixLines(stream: NodeJS.WritableStream, prefix: () => string): NodeJ
     },
   });
   // consola only writes to it; what a terminal adds to a stream (columns, isTTY) it reads as absent.
-  return writer as unknown as NodeJS.WriteStream;
+  return writer as NodeJS.WriteStream;
 }
