@@ -5,12 +5,13 @@
  * systemd) on the shipped units with the bin where their ExecStart= says.
  */
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseReport } from "../helpers/exec.ts";
+import { scratchNpm } from "../helpers/npm.ts";
 import { tool } from "../helpers/prometheus-tools.ts";
 import { startServices } from "../helpers/services.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -47,19 +48,7 @@ function start(
 test("the README's host install: the unit's bin runs through its shebang on the unit's PATH, and systemd-analyze verify passes", async (t) => {
   const dir = tempDir(t, "install");
   const host = join(dir, "root");
-  const npmEnv = {
-    ...process.env,
-    npm_config_cache: join(dir, "npm-cache"),
-    NODE_DISABLE_COMPILE_CACHE: "1",
-  };
-  const npm = (args: string[], cwd: string) =>
-    execFileSync("npm", args, {
-      cwd,
-      env: npmEnv,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: 180_000,
-    });
+  const npm = scratchNpm(dir);
   const packed = JSON.parse(npm(["pack", "--json", "--pack-destination", dir], root));
   const tarball = join(dir, packed[0].filename);
   // The README's command, with the scratch root before /usr/local.

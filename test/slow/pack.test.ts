@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseReport, run } from "../helpers/exec.ts";
+import { scratchNpm } from "../helpers/npm.ts";
 import { startServices } from "../helpers/services.ts";
 import { tempDir } from "../helpers/temp.ts";
 
@@ -16,22 +17,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 test("the packed tarball installs without dev dependencies and runs a sweep from dist/", async (t) => {
   const dir = tempDir(t, "pack");
-  // npm's cache and logs go in the test's directory and vanish with it (so the install fetches from
-  // the registry, as `npm ci` does); npm 11 would also leave its module compile cache in os.tmpdir()
-  // (its lib/cli.js calls module.enableCompileCache()).
-  const npmEnv = {
-    ...process.env,
-    npm_config_cache: join(dir, "npm-cache"),
-    NODE_DISABLE_COMPILE_CACHE: "1",
-  };
-  const npm = (args: string[], cwd: string) =>
-    execFileSync("npm", args, {
-      cwd,
-      env: npmEnv,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: 180_000,
-    });
+  const npm = scratchNpm(dir);
 
   const packed = JSON.parse(npm(["pack", "--json", "--pack-destination", dir], root));
   const files: string[] = packed[0].files.map((f: { path: string }) => f.path);
