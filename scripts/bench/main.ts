@@ -21,7 +21,7 @@ import {
   pacingNote,
   QUICK_SHAPES,
 } from "./pacing.ts";
-import { host } from "./services.ts";
+import { type Hosted, host } from "./services.ts";
 import { allowedCpus, hasGnuTime, killAll, type Launched, launch, pinSelf } from "./spawn.ts";
 import { formatTable, median, type Row, type RowKey, ratios } from "./table.ts";
 
@@ -145,37 +145,45 @@ async function sweep(spec: SweepSpec): Promise<SweepRun> {
     mlMs: spec.mlMs ?? 0,
   });
   try {
-    const env = { ...baseEnv(), ...hosted.env };
-    if (spec.concurrency !== undefined) env.CONCURRENCY = String(spec.concurrency);
-    if (spec.nodeOptions !== undefined) env.NODE_OPTIONS = spec.nodeOptions;
-    const command = spec.client
-      ? [process.execPath, CLIENT]
-      : [process.execPath, "--", spec.bin ?? BIN, "--json", ...(spec.args ?? [])];
-    const run = await launch({
-      command,
-      env,
-      cwd: work,
-      timeoutMs: 60_000 + spec.patients * 10,
-      rusage: spec.rusage ?? false,
-      cpu: spec.cpu,
-    });
-    const handled = handledPatients(run.stdout, spec.client === true);
-    const firstRequestAt = hosted.firstRequestAt();
-    if (run.code !== 0 || handled !== spec.patients || firstRequestAt === undefined) {
-      const last = run.stderr.trim().split("\n").at(-1) ?? "";
-      throw new Error(
-        `${spec.what}: exit ${run.code ?? run.signal}, ${handled ?? "no"} of ${spec.patients} patients handled${last ? `; stderr: ${last}` : ""}`,
-      );
-    }
-    return {
-      ...run,
-      counts: hosted.counts(),
-      firstRequestAt,
-      firstVitalsAt: hosted.firstVitalsAt(),
-    };
+    return await sweepOn(hosted, spec);
   } finally {
     await hosted.close();
   }
+}
+
+/** One run against stand-ins already hosted (counts and first request reset first). */
+async function sweepOn(hosted: Hosted, spec: SweepSpec): Promise<SweepRun> {
+  hosted.restart();
+  const before = hosted.counts();
+  const env = { ...baseEnv(), ...hosted.env };
+  if (spec.concurrency !== undefined) env.CONCURRENCY = String(spec.concurrency);
+  if (spec.nodeOptions !== undefined) env.NODE_OPTIONS = spec.nodeOptions;
+  const command = spec.client
+    ? [process.execPath, CLIENT]
+    : [process.execPath, "--", spec.bin ?? BIN, "--json", ...(spec.args ?? [])];
+  const run = await launch({
+    command,
+    env,
+    cwd: work,
+    timeoutMs: 60_000 + spec.patients * 10,
+    rusage: spec.rusage ?? false,
+    cpu: spec.cpu,
+  });
+  const handled = handledPatients(run.stdout, spec.client === true);
+  const firstRequestAt = hosted.firstRequestAt();
+  if (run.code !== 0 || handled !== spec.patients || firstRequestAt === undefined) {
+    const last = run.stderr.trim().split("\n").at(-1) ?? "";
+    throw new Error(
+      `${spec.what}: exit ${run.code ?? run.signal}, ${handled ?? "no"} of ${spec.patients} patients handled${last ? `; stderr: ${last}` : ""}`,
+    );
+  }
+  const after = hosted.counts();
+  return {
+    ...run,
+    counts: { backend: after.backend - before.backend, ml: after.ml - before.ml },
+    firstRequestAt,
+    firstVitalsAt: hosted.firstVitalsAt(),
+  };
 }
 
 /** Patients the run handled without failure, from its report (or the client's counts). */
@@ -425,11 +433,14 @@ async function measureReuse(plan: Plan, values: Values): Promise<string> {
   const big = plan.bigPatients;
   for (let round = 1; round <= plan.runs; round++) {
     say(`reuse, ${big} patients, NODE_OPTIONS=${HEAP_CAP}, two sweeps, run ${round}/${plan.runs}`);
+    // One hosting for both sweeps: ML_SERVER is part of the fingerprint, so stand-ins on new
+    // ports would make the second sweep predict everything again instead of reusing.
+    const hosted = await host({ patients: big, backendMs: 0, mlMs: 0 });
     const state = mkdtempSync(join(scratch, "state-"));
     try {
       let peak = 0;
       for (const what of ["first", "second"]) {
-        const run = await sweep({
+        const run = await sweepOn(hosted, {
           patients: big,
           rusage: true,
           bin: installed(),
@@ -437,22 +448,30 @@ async function measureReuse(plan: Plan, values: Values): Promise<string> {
           args: ["--state-dir", state],
           what: `ml-scheduler with reuse, ${what} sweep`,
         });
+        const predictions = reportOf(run.stdout)?.predictions;
+        const expected = what === "first" ? { made: big, reused: 0 } : { made: 0, reused: big };
+        if (predictions?.made !== expected.made || predictions.reused !== expected.reused) {
+          throw new Error(
+            `reuse, ${what} sweep of ${big}: predictions ${JSON.stringify(predictions)}, expected ${JSON.stringify(expected)}`,
+          );
+        }
         peak = Math.max(peak, run.maxRssKiB ?? 0);
       }
       if (hasGnuTime) push(values, "reuseRss", (peak * 1024) / 1e6);
       const file = readdirSync(state).find((n) => n.startsWith("predictions-"));
       if (file) push(values, "reuseFile", statSync(join(state, file)).size / 1e6);
     } finally {
+      await hosted.close();
       rmSync(state, { recursive: true, force: true });
     }
   }
-  return `reuse (issue 15): steady sweeps of ${patients} patients at --concurrency ${REUSE_CONCURRENCY}, backend ${BACKEND_MS} ms and ML server ${ML_MS} ms per request, one --state-dir: a first sweep predicts and writes, then one with --reuse-for 0 and one with reuse; requests = what both stand-ins received in that sweep; times from spawn to exit (the start included, as cron sees it) and from the first request to exit (the start is the start section's), ratios taken run by run. Memory: ${big.toLocaleString("en-US")} patients, instant services, the installed package under NODE_OPTIONS=${HEAP_CAP}, two sweeps with one state directory (the second reads the first's file and reuses every prediction); peak RSS = the higher of the two (ru_maxrss), file = the predictions file after them, MB = 10^6 bytes.`;
+  return `reuse (issue 15): steady sweeps of ${patients} patients at --concurrency ${REUSE_CONCURRENCY}, backend ${BACKEND_MS} ms and ML server ${ML_MS} ms per request, one --state-dir: a first sweep predicts and writes, then one with --reuse-for 0 and one with reuse; requests = what both stand-ins received in that sweep; times from spawn to exit (the start included, as cron sees it) and from the first request to exit (the start is the start section's), ratios taken run by run. Memory: ${big.toLocaleString("en-US")} patients, instant services, the installed package under NODE_OPTIONS=${HEAP_CAP}, two sweeps against the same stand-ins with one state directory (the second reads the first's file and reuses every prediction; the bench fails otherwise); peak RSS = the higher of the two (ru_maxrss), file = the predictions file after them, MB = 10^6 bytes.`;
 }
 
 /** The report's counts and predictions, or undefined when stdout is not one. */
 function reportOf(
   stdout: string,
-): { counts: { failed: number }; predictions: { made: number } } | undefined {
+): { counts: { failed: number }; predictions: { made: number; reused: number } } | undefined {
   try {
     return JSON.parse(stdout);
   } catch {
