@@ -18,6 +18,7 @@ import type { SweepEvent } from "./events.ts";
 import { adaptivePacing, fixedPacing, type Pacing } from "./pacing.ts";
 import { type PredictionMemory, sweepPatient } from "./patient.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
+import { ResultList } from "./results.ts";
 import { createListCheck, type Selection, type Shard } from "./select.ts";
 import { createStops, createThresholds, type Stops } from "./stops.ts";
 
@@ -94,7 +95,7 @@ export interface SweepOptions {
  */
 export async function runSweep(config: SweepConfig, options: SweepOptions = {}): Promise<Report> {
   const startedAt = new Date();
-  const results: PatientResult[] = [];
+  const results = new ResultList();
   const predictions = { made: 0, reused: 0 };
   /** What ended the run before the patients (exit 4 or 5, or the stop that cut it short). */
   let error: SchedulerError | undefined;
@@ -164,10 +165,10 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     const ml = createMl({ ...config, baseUrl: config.mlServer, ...hooks });
     const { selected: listed, rejected } = await prepare(backend, ml, config, emit, stops);
     offset = listed.length === 0 ? 0 : (config.offset ?? 0) % listed.length;
-    const selected = config.offset === undefined ? listed : rotate(listed.toSorted(byPid), offset);
+    const queue = queueOf(listed, config.offset === undefined ? undefined : offset);
     preparing = false;
-    waiting = selected.length;
-    emit({ type: "run_started", patients: selected.length + rejected.length });
+    waiting = queue.length;
+    emit({ type: "run_started", patients: queue.length + rejected.length });
     for (const r of rejected) report(r);
 
     const thresholds = createThresholds(config);
@@ -201,11 +202,10 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
       }
     };
     // Patients reach p-limit a window at a time: 100,000 queued tasks would cost ~90 MB of heap.
-    // A window is many rounds long, so waiting for its slowest patient costs little.
+    // A window is many rounds long, so waiting for its slowest patient costs little. A window
+    // leaves the queue as it starts: a patient handled is garbage (results.ts keeps its result).
     const window = Math.max(WINDOW_ROUNDS * config.concurrency, 256);
-    for (let start = 0; start < selected.length; start += window) {
-      await limit.map(selected.slice(start, start + window), handle);
-    }
+    while (queue.length > 0) await limit.map(queue.splice(-window).reverse(), handle);
   } catch (caught) {
     if (caught instanceof SchedulerError && !bug) error = caught;
     else fail(caught);
@@ -216,7 +216,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
   if (bug) throw bug.error;
 
   const causes = [error, stops.cause].filter((c) => c !== undefined);
-  const failed = results.some((r) => r.outcome === "failed" || r.outcome === "interrupted");
+  const failed = results.failed;
   const exitCode = pickExitCode([
     ...causes.map((c) => c.exitCode),
     ...(failed ? [EXIT.patients_failed] : []),
@@ -234,7 +234,7 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     shard: config.shard,
     exitCode,
     error: ended ? { code: ended.code, message: ended.message } : null,
-    patients: results,
+    patients: results.toArray(),
     predictions,
   });
 }
@@ -295,8 +295,16 @@ function byPid(a: Patient, b: Patient): number {
   return a.pid - b.pid;
 }
 
-function rotate<T>(list: T[], offset: number): T[] {
-  return [...list.slice(offset), ...list.slice(0, offset)];
+/**
+ * The patients in the order they start (in pid order from `offset` when one is given), last
+ * first, so that a window leaves the queue with a cheap splice from its end. Takes them out of
+ * `listed`: the queue is then the only list that holds them.
+ */
+function queueOf(listed: Patient[], offset: number | undefined): Patient[] {
+  const sorted = offset === undefined ? listed : listed.toSorted(byPid);
+  const queue = [...sorted.slice(offset ?? 0), ...sorted.slice(0, offset ?? 0)].reverse();
+  listed.length = 0;
+  return queue;
 }
 
 function notStarted(patient: Patient): PatientResult {
