@@ -362,3 +362,47 @@ test("the memory: ML_SERVER's path is part of the question; each entry lives a r
     [7],
   );
 });
+
+test("the memory keeps pids of any shape apart: high halves only, near 2^53, consecutive; each is found after a save and a read", async (t) => {
+  const dir = tempDir(t, "reuse");
+  const warnings: string[] = [];
+  const state = openStateDir(dir, (w) => warnings.push(w));
+  assert.ok(state);
+  const open = () =>
+    predictionStore(
+      state,
+      {
+        patientServer: "http://backend:8000",
+        mlServer: "http://ml:8000",
+        reuseForMs: 3_600_000,
+        full: false,
+        dryRun: false,
+        maxBytes: 4 * 1024 * 1024,
+      },
+      (w) => warnings.push(w),
+    );
+  // Shapes a hash of the low bits, or of the halves folded, would pile into one run of its index.
+  const pids = [
+    ...Array.from({ length: 3_000 }, (_, i) => (i + 1) * 2 ** 32),
+    ...Array.from({ length: 3_000 }, (_, i) => Number.MAX_SAFE_INTEGER - i * 2 ** 20),
+    ...Array.from({ length: 3_000 }, (_, i) => (i + 1) * 2 ** 20),
+    ...Array.from({ length: 3_000 }, (_, i) => i + 1),
+  ];
+  assert.equal(new Set(pids).size, pids.length);
+  const question = (pid: number) => `[{"pid":${pid}}]`;
+  const status = (pid: number) => (pid % 3 === 0 ? 1 : 9);
+  const first = await open();
+  for (const pid of pids) first.remember(pid, question(pid), status(pid));
+  // Remembered again: one entry per pid, the newest answer.
+  first.remember(pids[0] as number, question(pids[0] as number), 1);
+  await first.save();
+  const file = join(dir, predictionsFileName("http://backend:8000"));
+  assert.equal(readPredictions(file).entries.length, pids.length);
+  const again = await open();
+  const wrong = pids.filter(
+    (pid, i) => again.recall(pid, question(pid)) !== (i === 0 ? 1 : status(pid)),
+  );
+  assert.deepEqual(wrong, []);
+  assert.equal(again.recall(5_000_000, question(5_000_000)), undefined, "never remembered");
+  assert.deepEqual(warnings, []);
+});
