@@ -47,10 +47,10 @@ export class ResultList {
 
   /** The results as objects, in the order they were pushed. */
   toArray(): PatientResult[] {
-    const list: PatientResult[] = [];
+    const list = new Array<PatientResult>(this.#length);
     for (let at = 0; at < this.#length; at++) {
       const extra = this.#extras.get(at);
-      list.push({
+      list[at] = {
         pid: orNull(this.#pids[at]),
         outcome: OUTCOMES[this.#outcomes[at] ?? 0] as Outcome,
         from: orNull(this.#froms[at]),
@@ -58,7 +58,7 @@ export class ResultList {
         stage: extra?.stage ?? null,
         reason: extra?.reason ?? null,
         detail: extra?.detail ?? null,
-      });
+      };
     }
     return list;
   }

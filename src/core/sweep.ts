@@ -285,10 +285,14 @@ async function prepare(
  */
 export function nextOffset(report: Report): number | undefined {
   // Records rejected at selection (stage "select") were never in the rotated list.
-  const listed = report.patients.filter((p) => p.stage !== "select");
-  if (listed.length === 0) return undefined;
-  const started = listed.filter((p) => p.outcome !== "not_started").length;
-  return (report.offset + started) % listed.length;
+  let listed = 0;
+  let started = 0;
+  for (const p of report.patients) {
+    if (p.stage === "select") continue;
+    listed++;
+    if (p.outcome !== "not_started") started++;
+  }
+  return listed === 0 ? undefined : (report.offset + started) % listed;
 }
 
 function byPid(a: Patient, b: Patient): number {
