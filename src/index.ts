@@ -27,4 +27,5 @@ export {
 } from "./errors.ts";
 export { formatHuman, formatJson } from "./output/report.ts";
 export type { Credentials } from "./services/backend.ts";
-export { RequestFailure, type RequestRecord, type Service } from "./services/http.ts";
+export { RequestFailure } from "./services/failure.ts";
+export type { RequestRecord, Service } from "./services/http.ts";

@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { type AddressInfo, createServer } from "node:net";
 import { test } from "node:test";
 import { runSweep } from "../src/core/sweep.ts";
-import { createClient, RequestFailure, type RequestRecord, send } from "../src/services/http.ts";
+import { createClient } from "../src/services/client.ts";
+import { RequestFailure } from "../src/services/failure.ts";
+import { type RequestRecord, send } from "../src/services/http.ts";
 import { startServices, sweepConfig } from "./helpers/services.ts";
 
 const settings = { requestTimeoutMs: 5_000, retries: 0, retryDelayMs: 1, maxRetryAfterMs: 1_000 };

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { runSweep, type SweepEvent } from "../src/index.ts";
 import { streamText } from "../src/services/body-stream.ts";
-import { createClient } from "../src/services/http.ts";
+import { createClient } from "../src/services/client.ts";
 import { type ArrayScan, createArrayReader, eachArrayElement } from "../src/services/json-array.ts";
 import { configProblems, USABLE_ENV, usageError } from "./helpers/argv.ts";
 import { parseReport, run } from "./helpers/exec.ts";

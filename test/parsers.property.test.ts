@@ -12,7 +12,8 @@ import { commanderParser } from "../src/cli/program.ts";
 import { OPTIONS } from "../src/config/options.ts";
 import { selectPatients } from "../src/core/select.ts";
 import { ConfigError, resolveConfig, UpstreamError } from "../src/index.ts";
-import { type Answer, createClient, parseBody, RequestFailure } from "../src/services/http.ts";
+import { createClient } from "../src/services/client.ts";
+import { type Answer, parseBody, RequestFailure } from "../src/services/failure.ts";
 import {
   Health,
   LoginResponse,

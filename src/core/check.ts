@@ -6,7 +6,8 @@
  */
 import { EXIT, type ExitCode, SchedulerError, UpstreamError } from "../errors.ts";
 import { type BackendClient, createBackend } from "../services/backend.ts";
-import { RequestFailure, type RequestRecord } from "../services/http.ts";
+import { RequestFailure } from "../services/failure.ts";
+import type { RequestRecord } from "../services/http.ts";
 import { createMl } from "../services/ml.ts";
 import type { SweepEvent } from "./events.ts";
 import { VITALS_NEEDED } from "./patient.ts";

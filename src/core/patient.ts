@@ -5,7 +5,8 @@
 
 import { AuthError, SchedulerError } from "../errors.ts";
 import type { BackendClient } from "../services/backend.ts";
-import { RequestFailure, type Service } from "../services/http.ts";
+import { RequestFailure } from "../services/failure.ts";
+import type { Service } from "../services/http.ts";
 import { type MlClient, predictBody } from "../services/ml.ts";
 import { type Patient, timestampMs, type Vital } from "../services/schemas.ts";
 import type { PatientResult, Reason, Stage } from "./report.ts";

@@ -25,7 +25,7 @@ export const Stage = z.enum(["select", "vitals", "predict", "update"]);
 export type Stage = z.infer<typeof Stage>;
 
 /**
- * Every reason a patient can end with: a request's (services/http.ts), the patient list's
+ * Every reason a patient can end with: a request's (services/failure.ts), the patient list's
  * per-record verdicts, a too-short vital history, `--max-vitals-age`'s verdicts and a failed
  * re-login.
  */

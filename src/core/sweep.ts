@@ -6,12 +6,8 @@
 import pLimit, { type LimitFunction } from "p-limit";
 import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "../errors.ts";
 import { type BackendClient, type Credentials, createBackend } from "../services/backend.ts";
-import {
-  type AttemptRecord,
-  RequestFailure,
-  type RequestRecord,
-  type ServiceSettings,
-} from "../services/http.ts";
+import { RequestFailure } from "../services/failure.ts";
+import type { AttemptRecord, RequestRecord, ServiceSettings } from "../services/http.ts";
 import { createMl, type MlClient } from "../services/ml.ts";
 import type { Patient } from "../services/schemas.ts";
 import type { SweepEvent } from "./events.ts";

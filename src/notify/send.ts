@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import got, { type Got, RequestError, TimeoutError } from "got";
 import { DEFAULTS } from "../defaults.ts";
-import { sameOriginRedirect } from "../services/http.ts";
+import { sameOriginRedirect } from "../services/redirect.ts";
 
 /** Kept back from the run's hard bound (`RunFacts.endBy`) for the process to drain and exit. */
 const EXIT_MARGIN_MS = 250;

@@ -6,19 +6,11 @@ import type { z } from "zod";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { AuthError, UpstreamError } from "../errors.ts";
 import { streamText, type TextSink } from "./body-stream.ts";
-import {
-  type Answer,
-  type ClientHooks,
-  createClient,
-  expectOk,
-  parseBody,
-  RequestFailure,
-  retryOnlyUnstarted,
-  type SendOptions,
-  type ServiceSettings,
-  send,
-} from "./http.ts";
+import { createClient } from "./client.ts";
+import { type Answer, expectOk, parseBody, RequestFailure } from "./failure.ts";
+import { type ClientHooks, type SendOptions, type ServiceSettings, send } from "./http.ts";
 import { createArrayReader, type Unread } from "./json-array.ts";
+import { retryOnlyUnstarted } from "./retry.ts";
 import {
   LoginResponse,
   type Patient,

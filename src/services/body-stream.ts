@@ -5,14 +5,9 @@
  */
 import { StringDecoder } from "node:string_decoder";
 import { HTTPError, type Request, type RequestError } from "got";
-import {
-  bodyTooLarge,
-  RequestFailure,
-  recorder,
-  redirectRefused,
-  type ServiceClient,
-  toFailure,
-} from "./http.ts";
+import { bodyTooLarge, RequestFailure, toFailure } from "./failure.ts";
+import { recorder, type ServiceClient } from "./http.ts";
+import { redirectRefused } from "./redirect.ts";
 
 /** Where one attempt's body goes, piece by piece. */
 export interface TextSink {

@@ -1,15 +1,9 @@
 /**
  * The ML server: a health check that also works behind the production nginx, and predictions.
  */
-import {
-  type ClientHooks,
-  createClient,
-  expectOk,
-  parseBody,
-  RequestFailure,
-  type ServiceSettings,
-  send,
-} from "./http.ts";
+import { createClient } from "./client.ts";
+import { expectOk, parseBody, RequestFailure } from "./failure.ts";
+import { type ClientHooks, type ServiceSettings, send } from "./http.ts";
 import { Health, Prediction, ProbeRejection, type Vital } from "./schemas.ts";
 
 export interface MlOptions extends ServiceSettings, Omit<ClientHooks, "service"> {}

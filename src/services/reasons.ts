@@ -1,6 +1,6 @@
 /**
- * The reason codes of a failed request, kept apart from http.ts so that the report's schema (and
- * so --help, which loads it) does not load got.
+ * The reason codes of a failed request, kept apart from failure.ts so that the report's schema
+ * (and so --help, which loads it) does not load got.
  */
 /**
  * Why a request failed, as the report's `reason`; besides these, `http_<status>` for an answer
