@@ -1,7 +1,8 @@
 /**
- * The command line: the only module that touches the process (argv, env, signals, stdout, exit
- * code). `run` reads top to bottom as the lifecycle: parse, settings, output, notifiers, lock,
- * signals, command, report, notify; `main` then exits once stdout and stderr have drained.
+ * The command line: with the modules beside it in cli/, the only code that touches the process
+ * (argv, env, signals, stdout, exit code). `run` reads top to bottom as the lifecycle: parse,
+ * settings, output, notifiers, lock, signals, command, report, notify; `main` then exits once
+ * stdout and stderr have drained.
  */
 import { CommanderError } from "commander";
 import { readEnvFile, workingDirectory } from "../config/env-file.ts";
@@ -12,37 +13,37 @@ import {
   resolveOptionsOnly,
   resolveRun,
 } from "../config/settings.ts";
-import type { Counts } from "../core/report.ts";
 import { DEFAULTS } from "../defaults.ts";
-import {
-  EXIT,
-  EXIT_CODES,
-  type ExitCode,
-  type ExitName,
-  pickExitCode,
-  SchedulerError,
-} from "../errors.ts";
-import { NOT_REGULAR_HINT, NotRegularFile, writeFileAtomic } from "../host/atomic-write.ts";
+import { EXIT, type ExitCode, SchedulerError } from "../errors.ts";
 import { acquireLock, type Lock } from "../host/lock.ts";
-import { metricsFileNotifier } from "../notify/metrics-file.ts";
-import type { Notifier, NotifierFactory, RunFacts } from "../notify/notifier.ts";
-import { pingNotifier } from "../notify/ping.ts";
-import { pushgatewayNotifier } from "../notify/pushgateway.ts";
-import { createOutput, type Output, type RunSummary } from "../output/human.ts";
+import type { Notifier, RunFacts } from "../notify/notifier.ts";
+import type { Output } from "../output/human.ts";
 import { createJsonLog } from "../output/json-log.ts";
+import { createNotifiers, logFormat, openOutput } from "./channels.ts";
 import { checkCommand } from "./commands/check.ts";
 import { sweepCommand } from "./commands/sweep.ts";
+import {
+  type Ending,
+  earlyResult,
+  endEarly,
+  notify,
+  printResult,
+  sayFinished,
+  type Unprepared,
+} from "./finish.ts";
 import { type ProcessIo, processIo } from "./io.ts";
-import type { CommandResult, CommandSpec } from "./lifecycle.ts";
+import type { CommandSpec } from "./lifecycle.ts";
 import {
   buildProgram,
   type CliFlags,
   type CommandName,
+  flagValue,
   type Invocation,
   packageVersion,
   usageLine,
   usageMessage,
 } from "./program.ts";
+import { BugTrap, Stops } from "./signals.ts";
 
 /**
  * The CLI entry: runs one command, then ends the process once stdout and stderr have drained
@@ -71,78 +72,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   }
 }
 
-/** What the run's last line tells besides its exit code, gathered as the lifecycle goes. */
-interface Ending {
-  /** Epoch milliseconds at the process's start of work. */
-  startedAt: number;
-  command: CommandName | undefined;
-  counts: Counts | null;
-  /** False for --help and --version: no run, no `run finished` line. */
-  run: boolean;
-}
-
-/**
- * The run's last log line, `run finished`, with its exit code, the code's name, the counts and
- * the duration: a log collector alone can alert on it. Said for every run, a refused command
- * line included; under --quiet for any exit but 0, at error.
- */
-function sayFinished(io: ProcessIo, argv: string[], ending: Ending, exitCode: number): void {
-  if (!ending.run) return;
-  const summary: RunSummary = {
-    command: ending.command,
-    exitCode,
-    exitName: EXIT_CODES.find((e) => e.code === exitCode)?.name ?? "unknown",
-    durationMs: Date.now() - ending.startedAt,
-    counts: ending.counts,
-  };
-  try {
-    // A refused command line said its error before any logger: a human one says the end too.
-    const quiet = argv.includes("--quiet");
-    const out =
-      io.out ??
-      createOutput({ verbose: false, quiet, stream: process.stderr, journal: io.journal });
-    out.finished(summary);
-  } catch {
-    // stderr is best effort: the exit code still says how the run ended.
-  }
-}
-
-/** Where a bug that escaped goes: to the running command to stop it, else kept for the end. */
-class BugTrap {
-  stray: { error: unknown } | undefined;
-  #onBug: ((error: unknown) => void) | undefined;
-  catch(error: unknown): void {
-    if (this.#onBug) this.#onBug(error);
-    else this.stray ??= { error };
-  }
-  /** A promise that rejects with the next bug, until `release`. */
-  trap(abort: AbortController): Promise<never> {
-    const bugged = new Promise<never>((_, reject) => {
-      this.#onBug = (error) => {
-        abort.abort(error);
-        reject(error);
-      };
-    });
-    bugged.catch(() => {});
-    return bugged;
-  }
-  release(): void {
-    this.#onBug = undefined;
-  }
-}
-
 /** The commands. */
 const COMMANDS: Record<CommandName, CommandSpec> = {
   sweep: { locks: true, run: sweepCommand },
   check: { locks: false, run: checkCommand },
 };
-
-/** The notifiers, each built only when its option is set. A new one is a module under notify/. */
-const NOTIFIERS: ReadonlyArray<[option: keyof Options, factory: NotifierFactory]> = [
-  ["metricsFile", metricsFileNotifier],
-  ["pushgateway", pushgatewayNotifier],
-  ["pingUrl", pingNotifier],
-];
 
 /** What the run has once its settings, logger, notifiers and lock are in place. */
 interface Prepared {
@@ -150,12 +84,6 @@ interface Prepared {
   out: Output;
   notifiers: Notifier[];
   lock: Lock | undefined;
-}
-
-/** A run that ended before its command: why, and the notifiers that could be built. */
-interface Unprepared {
-  error: SchedulerError;
-  notifiers: Notifier[];
 }
 
 /** The lifecycle, top to bottom. */
@@ -311,203 +239,3 @@ function configInput(flags: CliFlags): ConfigInput {
   const cwd = workingDirectory(() => process.cwd());
   return { flags, env: process.env, envFile: readEnvFile(flags.envFile, cwd), cwd };
 }
-
-/**
- * A run that ended before its command started (exit 3 or 7): said, printed with --json, filed
- * with --report-file, and told to the notifiers that can be built from what could be read.
- */
-async function endEarly(
-  { error, notifiers }: Unprepared,
-  flags: CliFlags,
-  io: ProcessIo,
-  facts: RunFacts,
-  stops: Stops,
-  ending: Ending,
-): Promise<ExitCode> {
-  const said = io.out as Output;
-  // A config error (exit 3) is an error; another run holding the lock (exit 7) is a warning.
-  for (const line of error.message.split("\n")) said.ended(error.code, line);
-  const early = await io.earlyJson(error.exitCode, error.code, error.message, flags);
-  if (flags.json === true) await io.write(early);
-  // An unwritable report file would be 74, which 3 and 7 outrank: its error line is enough.
-  await fileReport(flags.reportFile, () => [early], said);
-  return notify(notifiers, facts, error.exitCode, earlyResult(error), stops, ending);
-}
-
-/**
- * How a run stops on a signal. The first stops what has something to finish gracefully (in-flight
- * patients get the grace; before the first patient, nothing waits); the second aborts everything,
- * the notifiers' requests included. After the report, its exit code stands.
- */
-class Stops {
-  /** Aborted when no new work may start (a signal, the lock taken over). */
-  readonly stop = new AbortController();
-  /** Aborted when in-flight requests must stop now (a second signal, a bug). */
-  readonly abort = new AbortController();
-  /** Aborted by a second signal: the notifiers' requests stop too. */
-  readonly hush = new AbortController();
-  /** The exit code once the report is written: it stands, whatever signal comes after. */
-  reported: ExitCode | undefined;
-  grace: number = DEFAULTS.graceSeconds;
-  readonly #io: ProcessIo;
-
-  constructor(io: ProcessIo) {
-    this.#io = io;
-    for (const name of Object.keys(SIGNAL_CODES) as NodeJS.Signals[])
-      process.on(name, (signal: NodeJS.Signals) => this.#heard(signal));
-  }
-
-  #heard(name: NodeJS.Signals): void {
-    const code = SIGNAL_CODES[name] ?? "sigterm";
-    const { reported } = this;
-    if (!this.stop.signal.aborted) {
-      const message =
-        reported === undefined
-          ? `${name}: no new patient starts; in-flight patients get ${this.grace}s to finish.`
-          : `${name}: the report is written and its exit code ${reported} stands; the notifiers finish their requests (${name} again aborts them).`;
-      this.stop.abort(new SchedulerError(code, message));
-      if (reported !== undefined) this.#warn(message, code);
-      return;
-    }
-    if (this.hush.signal.aborted) return;
-    this.#warn(
-      reported === undefined
-        ? `${name} again: aborting in-flight requests and the notifiers now.`
-        : `${name} again: aborting the notifiers now; the exit code ${reported} stands.`,
-      code,
-    );
-    this.abort.abort(this.stop.signal.reason);
-    this.hush.abort(this.stop.signal.reason);
-  }
-
-  #warn(message: string, code: ExitName): void {
-    if (this.#io.out) this.#io.out.warn(message, { code });
-    else this.#io.warn(message);
-  }
-}
-
-/** The result said and printed (stdout, --report-file): the run's exit code, 74 if unwritten. */
-async function printResult(
-  result: CommandResult,
-  flags: CliFlags,
-  out: Output,
-  io: ProcessIo,
-): Promise<ExitCode> {
-  out.finish();
-  // Whatever ended the run and was not said when it happened is said now.
-  if (result.error && !out.announced.has(result.error.code))
-    out.ended(result.error.code, result.error.message);
-  const written = await io.write(flags.json === true ? result.json() : result.human());
-  if (!written) {
-    const message =
-      "The report could not be written to stdout (closed or full); the sweep itself ran.";
-    out.error(message, { code: "io" });
-  }
-  const filed = await fileReport(flags.reportFile, result.json, out);
-  return pickExitCode([result.exitCode, ...(written && filed ? [] : [EXIT.io])]);
-}
-
-/** Tells every notifier how the run ended; they never change the exit code. */
-async function notify(
-  notifiers: Notifier[],
-  facts: RunFacts,
-  exitCode: ExitCode,
-  result: CommandResult,
-  stops: Stops,
-  ending: Ending,
-): Promise<ExitCode> {
-  stops.reported = exitCode;
-  ending.counts = result.report?.counts ?? null;
-  const end = {
-    ...facts,
-    finishedAt: new Date(),
-    exitCode,
-    error: result.error,
-    report: result.report,
-  };
-  await Promise.all(notifiers.map((n) => n.finish(end).catch(() => {})));
-  return exitCode;
-}
-
-/**
- * The run's one logger, once its format is known: the settings' (flag, environment, env file),
- * else, when they cannot be read, the flag's or a valid LOG_FORMAT in the environment.
- */
-function openOutput(io: ProcessIo, flags: CliFlags, options: Options | undefined): Output {
-  const format = logFormat(options?.logFormat ?? flags.logFormat, process.env.LOG_FORMAT);
-  const { runId, journal } = io;
-  const shape = {
-    verbose: io.verbose,
-    quiet: flags.quiet === true,
-    stream: process.stderr,
-    journal,
-  };
-  const shard = options?.shard;
-  io.out = format === "json" ? createJsonLog({ ...shape, runId, shard }) : createOutput(shape);
-  return io.out;
-}
-
-/**
- * `--report-file`: the JSON report written there too, atomically (a log driver splits a long
- * stdout line at 16 KiB). False, with one error line, when it could not be written (exit 74).
- */
-async function fileReport(
-  path: string | undefined,
-  json: () => Iterable<string>,
-  out: Output,
-): Promise<boolean> {
-  if (path === undefined) return true;
-  try {
-    await writeFileAtomic(path, json());
-    return true;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
-    out.error(
-      error instanceof NotRegularFile
-        ? `The report was not written to --report-file ${path}: ${NOT_REGULAR_HINT}.`
-        : `The report could not be written to --report-file ${path} (${code}): check that its directory exists and is writable.`,
-    );
-    return false;
-  }
-}
-
-/** Builds the notifiers whose options are set; their failures are said at error level. */
-function createNotifiers(
-  options: Options,
-  fail: (message: string) => void,
-  signal: AbortSignal,
-): Notifier[] {
-  const wanted = NOTIFIERS.filter(([option]) => options[option] !== undefined);
-  return wanted.flatMap(([, factory]) => factory({ options, fail, signal }) ?? []);
-}
-
-/** A run that ended before its command started (exit 3 or 7), for the notifiers. */
-function earlyResult(error: SchedulerError): CommandResult {
-  const message = { code: error.code, message: error.message };
-  return { exitCode: error.exitCode, error: message, json: () => [], human: () => "" };
-}
-
-type LogFormat = "human" | "json";
-
-/** The first valid log format of these (a flag's, then the environment's), else human. */
-function logFormat(...candidates: unknown[]): LogFormat {
-  const valid = (v: unknown): v is LogFormat => v === "human" || v === "json";
-  return candidates.find(valid) ?? "human";
-}
-
-/** The value of a flag as written on the command line (its last occurrence), before parsing. */
-function flagValue(argv: readonly string[], flag: string): string | undefined {
-  let value: string | undefined;
-  argv.forEach((arg, i) => {
-    if (arg === flag) value = argv[i + 1];
-    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
-  });
-  return value;
-}
-
-/** The signals a run stops gracefully on, and the error code each ends it with. */
-const SIGNAL_CODES: Partial<Record<NodeJS.Signals, ExitName>> = {
-  SIGTERM: "sigterm",
-  SIGINT: "sigint",
-  SIGHUP: "sighup",
-};

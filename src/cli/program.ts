@@ -165,3 +165,13 @@ function urlsGiven(argv: readonly string[]): string[] {
   });
   return values;
 }
+
+/** The value of a flag as written on the command line (its last occurrence), before parsing. */
+export function flagValue(argv: readonly string[], flag: string): string | undefined {
+  let value: string | undefined;
+  argv.forEach((arg, i) => {
+    if (arg === flag) value = argv[i + 1];
+    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
+  });
+  return value;
+}
