@@ -16,7 +16,8 @@ import {
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { z } from "zod";
-import { nextOffset, runSweep } from "../src/core/sweep.ts";
+import { nextOffset } from "../src/core/order.ts";
+import { runSweep } from "../src/core/sweep.ts";
 import { offsetStore, openStateDir, tokenCache } from "../src/host/state.ts";
 import { parseReport, type RunResult, run } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices, sweepConfig } from "./helpers/services.ts";

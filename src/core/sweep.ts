@@ -4,19 +4,20 @@
  * Never reads the environment, never prints, never exits: progress leaves through callbacks.
  */
 import pLimit, { type LimitFunction } from "p-limit";
-import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "../errors.ts";
-import { type BackendClient, type Credentials, createBackend } from "../services/backend.ts";
-import { RequestFailure } from "../services/failure.ts";
+import { EXIT, pickExitCode, SchedulerError } from "../errors.ts";
+import { type Credentials, createBackend } from "../services/backend.ts";
 import type { AttemptRecord, RequestRecord, ServiceSettings } from "../services/http.ts";
-import { createMl, type MlClient } from "../services/ml.ts";
+import { createMl } from "../services/ml.ts";
 import type { Patient } from "../services/schemas.ts";
 import type { SweepEvent } from "./events.ts";
+import { queueOf } from "./order.ts";
 import { adaptivePacing, fixedPacing, type Pacing } from "./pacing.ts";
 import { type PredictionMemory, sweepPatient } from "./patient.ts";
+import { prepare } from "./prepare.ts";
 import { buildReport, type PatientResult, type Report } from "./report.ts";
 import { ResultList } from "./results.ts";
-import { createListCheck, type Selection, type Shard } from "./select.ts";
-import { createStops, createThresholds, type Stops } from "./stops.ts";
+import type { Shard } from "./select.ts";
+import { createStops, createThresholds } from "./stops.ts";
 
 /** Rounds of `concurrency` patients handed to p-limit at once. */
 const WINDOW_ROUNDS = 64;
@@ -233,78 +234,6 @@ export async function runSweep(config: SweepConfig, options: SweepOptions = {}):
     patients: results.toArray(),
     predictions,
   });
-}
-
-/**
- * Everything before the first patient: a failure here ends the run with exit 4 or 5, and a stop
- * here (a signal, the deadline) ends it before the patient list is fetched. The list is reduced
- * to pids and statuses as it is parsed: its raw records (names included) never outlive it.
- */
-async function prepare(
-  backend: BackendClient,
-  ml: MlClient,
-  config: SweepConfig,
-  emit: (event: SweepEvent) => void,
-  stops: Stops,
-): Promise<Selection> {
-  /** A failed request: the stop that aborted it if any, else exit 5; anything else surfaces. */
-  const upstream = (what: string) => (error: unknown) => {
-    if (stops.halted && error instanceof RequestFailure && error.reason === "aborted") {
-      throw stops.halted;
-    }
-    if (error instanceof RequestFailure) {
-      throw new UpstreamError(`${what} failed: ${error.message}`, { cause: error });
-    }
-    throw error;
-  };
-  const unlessStopped = () => {
-    if (stops.halted) throw stops.halted;
-  };
-  unlessStopped();
-  await backend.authenticate().catch(upstream("Login"));
-  unlessStopped();
-  const health = await ml.check().catch(upstream("ML server check"));
-  if (health === "predict_probe") emit({ type: "ml_probe_used" });
-  unlessStopped();
-  const list = createListCheck();
-  await backend.fetchAllPatients(list).catch(upstream("Fetching the patient list"));
-  unlessStopped();
-  return list.select(config.patients, config.shard);
-}
-
-/**
- * Where the next run starts so that runs cut short take turns at the list: after the patients this
- * one started (they form a prefix of its rotated list, as no patient starts after a stop). Over
- * runs that each start at least one patient of an unchanged list of n, every patient starts
- * within n runs, within ceil(n/k) when each starts k. Undefined when the run never reached the
- * list, or found it empty: the next run keeps the same offset.
- */
-export function nextOffset(report: Report): number | undefined {
-  // Records rejected at selection (stage "select") were never in the rotated list.
-  let listed = 0;
-  let started = 0;
-  for (const p of report.patients) {
-    if (p.stage === "select") continue;
-    listed++;
-    if (p.outcome !== "not_started") started++;
-  }
-  return listed === 0 ? undefined : (report.offset + started) % listed;
-}
-
-function byPid(a: Patient, b: Patient): number {
-  return a.pid - b.pid;
-}
-
-/**
- * The patients in the order they start (in pid order from `offset` when one is given), last
- * first, so that a window leaves the queue with a cheap splice from its end. Takes them out of
- * `listed`: the queue is then the only list that holds them.
- */
-function queueOf(listed: Patient[], offset: number | undefined): Patient[] {
-  const sorted = offset === undefined ? listed : listed.toSorted(byPid);
-  const queue = [...sorted.slice(offset ?? 0), ...sorted.slice(0, offset ?? 0)].reverse();
-  listed.length = 0;
-  return queue;
 }
 
 function notStarted(patient: Patient): PatientResult {

@@ -5,7 +5,8 @@
  * save a new token from a login.
  */
 import { randomInt } from "node:crypto";
-import { nextOffset, runSweep } from "../../core/sweep.ts";
+import { nextOffset } from "../../core/order.ts";
+import { runSweep } from "../../core/sweep.ts";
 import { DEFAULTS } from "../../defaults.ts";
 import { predictionStore } from "../../host/predictions.ts";
 import { offsetStore, openStateDir, tokenCache } from "../../host/state.ts";
