@@ -210,7 +210,7 @@ test("a guard left by a run that died mid-takeover blocks while fresh and is pas
   const lock = join(dir, "sweep.lock");
   writeFileSync(lock, "4242\nother-host\nold\n");
   age(lock, 60);
-  // The guard's name carries the stale lock's identity (see src/lock.ts).
+  // The guard's name carries the stale lock's identity (see src/host/lock-takeover.ts).
   const { ino, mtimeNs } = statSync(lock, { bigint: true });
   const guard = `${lock}.${ino}-${mtimeNs}.0.takeover`;
   writeFileSync(guard, "");
