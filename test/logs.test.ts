@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { EXIT_CODES } from "../src/errors.ts";
-import { finishedLevel, finishedMessage } from "../src/output/human.ts";
+import { finishedLevel, finishedMessage } from "../src/output/event-lines.ts";
 import { configProblems, usageError } from "./helpers/argv.ts";
 import { parseReport, run, waitForStderr } from "./helpers/exec.ts";
 import { demoPatients, secretsOf, startServices } from "./helpers/services.ts";

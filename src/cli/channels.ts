@@ -7,8 +7,9 @@ import { metricsFileNotifier } from "../notify/metrics-file.ts";
 import type { Notifier, NotifierFactory } from "../notify/notifier.ts";
 import { pingNotifier } from "../notify/ping.ts";
 import { pushgatewayNotifier } from "../notify/pushgateway.ts";
-import { createOutput, type Output } from "../output/human.ts";
+import { createOutput } from "../output/human.ts";
 import { createJsonLog } from "../output/json-log.ts";
+import type { Output } from "../output/logger.ts";
 import type { ProcessIo } from "./io.ts";
 import type { CliFlags } from "./program.ts";
 

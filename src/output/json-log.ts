@@ -1,19 +1,13 @@
 /**
  * `--log-format json`: stderr as one JSON object per line, for log collectors. The same lines as
- * the human output (the words come from human.ts), with `time`, `level`, `msg`, `run_id` and the
- * event's fields; requests too under --verbose; never a progress line. The last line's `msg` is
- * `run finished` alone, its numbers in fields; on the journal each line starts with `<N>`.
+ * the human output (the words come from event-lines.ts), with `time`, `level`, `msg`, `run_id`
+ * and the event's fields; requests too under --verbose; never a progress line. The last line's
+ * `msg` is `run finished` alone, its numbers in fields; on the journal each line starts with `<N>`.
  */
 import type { SweepEvent } from "../core/events.ts";
-import {
-  endedLevel,
-  eventLine,
-  finishedLevel,
-  JOURNAL_PRIORITY,
-  type Level,
-  type LogFields,
-  type Output,
-} from "./human.ts";
+import { endedLevel, eventLine, finishedLevel } from "./event-lines.ts";
+import { JOURNAL_PRIORITY } from "./journal.ts";
+import type { Level, LogFields, Output } from "./logger.ts";
 import { safeJson } from "./safe-text.ts";
 
 export interface JsonLogOptions {
