@@ -5,7 +5,8 @@
  */
 import pLimit, { type LimitFunction } from "p-limit";
 import { EXIT, pickExitCode, SchedulerError, UpstreamError } from "../errors.ts";
-import { type BackendClient, type Credentials, createBackend } from "../services/backend.ts";
+import { type BackendClient, createBackend } from "../services/backend.ts";
+import type { Credentials } from "../services/backend-auth.ts";
 import { RequestFailure } from "../services/failure.ts";
 import type { AttemptRecord, RequestRecord, ServiceSettings } from "../services/http.ts";
 import { createMl, type MlClient } from "../services/ml.ts";
