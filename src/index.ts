@@ -26,6 +26,6 @@ export {
   UsageError,
 } from "./errors.ts";
 export { formatHuman, formatJson } from "./output/report.ts";
-export type { Credentials } from "./services/backend.ts";
+export type { Credentials } from "./services/backend-auth.ts";
 export { RequestFailure } from "./services/failure.ts";
 export type { RequestRecord, Service } from "./services/http.ts";

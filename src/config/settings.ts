@@ -10,7 +10,7 @@ import type { SweepConfig } from "../core/sweep.ts";
 import { DEFAULTS, LIMITS } from "../defaults.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { type FileProblem, readBounded } from "../host/read-file.ts";
-import type { Credentials } from "../services/backend.ts";
+import type { Credentials } from "../services/backend-auth.ts";
 import { OPTION_LIST, type Options } from "./options.ts";
 import { applyRule, deadlineBoundProblem, httpUrl, mostInFlight } from "./rules.ts";
 

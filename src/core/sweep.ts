@@ -5,7 +5,8 @@
  */
 import pLimit, { type LimitFunction } from "p-limit";
 import { EXIT, pickExitCode, SchedulerError } from "../errors.ts";
-import { type Credentials, createBackend } from "../services/backend.ts";
+import { createBackend } from "../services/backend.ts";
+import type { Credentials } from "../services/backend-auth.ts";
 import type { AttemptRecord, RequestRecord, ServiceSettings } from "../services/http.ts";
 import { createMl } from "../services/ml.ts";
 import type { Patient } from "../services/schemas.ts";

@@ -105,3 +105,12 @@ export function parseBody<S extends z.ZodType>(answer: Answer, schema: S): z.inf
   }
   return parsed.data;
 }
+
+/** The body as JSON, or undefined when it is not JSON. */
+export function json(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
