@@ -392,30 +392,22 @@ async function measureReuse(plan: Plan, values: Values): Promise<string> {
     const state = mkdtempSync(join(scratch, "state-"));
     try {
       const sweepOnce = async (what: string, args: string[]) => {
-        const before = hosted.counts();
-        hosted.restart();
-        const run = await launch({
-          command: [process.execPath, "--", BIN, "--json", ...args],
-          env: { ...baseEnv(), ...hosted.env },
-          cwd: work,
-          timeoutMs: 60_000 + patients * 100,
+        const run = await sweepOn(hosted, {
+          patients,
+          concurrency: REUSE_CONCURRENCY,
+          args: ["--state-dir", state, ...args],
+          what: `reuse, ${what}`,
         });
-        const report = reportOf(run.stdout);
-        if (run.code !== 0 || report?.counts.failed !== 0) {
-          throw new Error(`reuse, ${what}: exit ${run.code ?? run.signal}`);
-        }
-        const after = hosted.counts();
         return {
-          requests: after.backend - before.backend + after.ml - before.ml,
+          requests: run.counts.backend + run.counts.ml,
           ms: run.exitedAt - run.spawnedAt,
-          sweepMs: run.exitedAt - (hosted.firstRequestAt() ?? run.spawnedAt),
-          made: report.predictions.made,
+          sweepMs: run.exitedAt - run.firstRequestAt,
+          made: reportOf(run.stdout)?.predictions.made ?? Number.NaN,
         };
       };
-      const common = ["--concurrency", String(REUSE_CONCURRENCY), "--state-dir", state];
-      await sweepOnce("the first sweep", common);
-      const plain = await sweepOnce("without reuse", [...common, "--reuse-for", "0"]);
-      const reused = await sweepOnce("with reuse", common);
+      await sweepOnce("the first sweep", []);
+      const plain = await sweepOnce("without reuse", ["--reuse-for", "0"]);
+      const reused = await sweepOnce("with reuse", []);
       push(values, "reuseRequestsPlain", plain.requests);
       push(values, "reuseRequests", reused.requests);
       push(values, "reusePredictions", reused.made);

@@ -22,10 +22,6 @@ export class ResultList {
   #extras = new Map<number, Extra>();
   #failed = false;
 
-  get length(): number {
-    return this.#length;
-  }
-
   /** Whether a patient failed or was interrupted (the run exits 1). */
   get failed(): boolean {
     return this.#failed;
